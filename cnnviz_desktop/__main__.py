@@ -1,0 +1,55 @@
+"""Entry point of the ``cnnviz`` GUI (also ``python -m cnnviz_desktop``).
+
+Environment variables that select Qt and OpenGL back-ends must be set before PySide6, pyqtgraph or
+PyOpenGL are imported, so this module parses arguments and sets them first, then hands over to app.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cnnviz", description="Draw a digit and watch a small CNN read it, live, in 3D.")
+    p.add_argument("--model", default=None, metavar="NAME|PATH",
+                   help="shipped model (tiny, wide) or a .safetensors file (default: the last one used, else tiny)")
+    p.add_argument("--presentation", action="store_true", help="start full screen with large, high-contrast text")
+    p.add_argument("--self-test", action="store_true",
+                   help="open the window, draw a built-in digit, wait for its analysis, print one JSON line, exit")
+    p.add_argument("--screenshot", metavar="PATH", help="with --self-test: save a screenshot of the window")
+    p.add_argument("--no-gl", action="store_true", help="do not create the 3D view (for broken OpenGL drivers)")
+    p.add_argument("--version", action="version", version=_version())
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"cnnviz {__version__}"
+
+
+def configure_environment() -> None:
+    """Pick Qt/OpenGL back-ends before any Qt or GL import."""
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    on_x11 = platform.startswith("xcb") or (not platform and os.environ.get("DISPLAY")
+                                            and not os.environ.get("WAYLAND_DISPLAY"))
+    if on_x11:
+        # PyOpenGL would otherwise guess EGL on some sessions and fail to find Qt's GLX context.
+        os.environ.setdefault("PYOPENGL_PLATFORM", "glx")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.screenshot and not args.self_test:
+        parser().error("--screenshot needs --self-test")
+    configure_environment()
+    from .app import run
+
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""cnnviz-train: train a network on MNIST IDX files, or evaluate one on the t10k test set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import run_cli
+
+
+def _data_dir(args: argparse.Namespace):
+    from ..core import mnist
+    from ..core.errors import CnnvizError
+    from ..core.paths import mnist_dir_from_env
+
+    if args.download:
+        print(f"Downloading MNIST into {args.download} (checksums verified) ...", file=sys.stderr)
+        return mnist.download(args.download, mirror=args.mirror)
+    directory = args.data or mnist_dir_from_env()
+    if directory is None:
+        raise CnnvizError("no MNIST folder given: pass --data DIR, set CNNVIZ_MNIST_DIR, or use --download DIR.")
+    return Path(directory)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..core import mnist, training
+    from ..core.errors import CnnvizError
+    from ..core.networks import ARCHITECTURES
+
+    if args.epochs < 1:
+        raise CnnvizError(f"--epochs must be at least 1, got {args.epochs}")
+    arch = ARCHITECTURES[args.model]
+    data = _data_dir(args)
+    train = mnist.load(data, "train")
+    test = mnist.load(data, "test") if not args.no_eval else None
+    out = Path(args.out)
+    steps = -(-len(train) // args.batch_size)
+    bar = tqdm(total=args.epochs * steps, unit="batch", dynamic_ncols=True, file=sys.stderr,
+               disable=args.quiet)
+
+    def on_batch(epoch: int, step: int, loss: float, acc: float) -> None:
+        bar.update(1)
+        if step == steps or step % 10 == 0:
+            bar.set_description(f"epoch {epoch}/{args.epochs}")
+            bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.4f}")
+
+    aug = None if args.no_augment else training.Augmentation()
+    try:
+        model, history = training.fit(
+            arch, train, out, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+            augmentation=aug, on_batch=on_batch,
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        if out.is_file():
+            print(f"\nInterrupted: kept the last complete epoch's checkpoint in {out}.", file=sys.stderr)
+        else:
+            print("\nInterrupted before the first epoch finished: nothing was written.", file=sys.stderr)
+        return 130
+    bar.close()
+    print(f"Trained {arch.name} for {len(history)} epochs; weights in {out}", file=sys.stderr)
+    if test is not None:
+        from ..core import weights
+
+        result = training.evaluate(model, test)
+        card_file = weights.card_path(out)
+        card = json.loads(card_file.read_text())
+        card["test_accuracy"] = round(result["accuracy"], 5)
+        card["test_n"] = result["n"]
+        card["test_data"] = "MNIST t10k (official test set)"
+        card_file.write_text(json.dumps(card, indent=2) + "\n")
+        print(f"Test accuracy: {result['accuracy']:.4f} on {result['n']} images", file=sys.stderr)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ..core import mnist, training, weights
+
+    loaded = weights.load(args.model)
+    test = mnist.load(_data_dir(args), "test")
+    result = training.evaluate(loaded.model, test)
+    if args.json:
+        print(json.dumps({"model": loaded.name, "weights": str(loaded.path), **result}))
+    else:
+        print(f"{loaded.name} ({loaded.path}): accuracy {result['accuracy']:.4f} on {result['n']} test images")
+        print("confusion matrix (rows: true digit, columns: predicted):")
+        print("      " + " ".join(f"{d:>5}" for d in range(10)))
+        for digit, row in enumerate(result["confusion_matrix"]):
+            print(f"  {digit}:  " + " ".join(f"{v:>5}" for v in row))
+    return 0
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    from ..core.mnist import DEFAULT_MIRROR
+
+    p.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files (default: $CNNVIZ_MNIST_DIR)")
+    p.add_argument("--download", metavar="DIR", help="download the official MNIST files into DIR (MD5-checked)")
+    p.add_argument("--mirror", default=DEFAULT_MIRROR, help=argparse.SUPPRESS)
+
+
+def parser() -> argparse.ArgumentParser:
+    from ..core.networks import ARCHITECTURES
+
+    p = argparse.ArgumentParser(prog="cnnviz-train", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    fit = sub.add_parser("fit", help="train a network and write its weights and model card")
+    fit.add_argument("--model", choices=sorted(ARCHITECTURES), default="tiny")
+    fit.add_argument("--out", required=True, metavar="PATH", help="weight file to write (.safetensors)")
+    fit.add_argument("--epochs", type=int, default=40)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--batch-size", type=int, default=128)
+    fit.add_argument("--lr", type=float, default=3e-3)
+    fit.add_argument("--no-augment", action="store_true", help="train on the plain images")
+    fit.add_argument("--no-eval", action="store_true", help="skip the test-set evaluation at the end")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_args(fit)
+    fit.set_defaults(func=_fit)
+    ev = sub.add_parser("evaluate", help="accuracy and confusion matrix on the t10k test set")
+    ev.add_argument("--model", default="tiny", metavar="NAME|PATH", help="shipped model name or weight file")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_data_args(ev)
+    ev.set_defaults(func=_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
