@@ -23,11 +23,11 @@ from .preprocess import normalise
 class Augmentation:
     """Random affine (rotation, scale, shift) and stroke thickness changes, applied per image."""
 
-    rotate_deg: float = 12.0
-    scale: tuple[float, float] = (0.85, 1.1)
-    shift_px: float = 2.0
-    thicken_p: float = 0.2
-    thin_p: float = 0.1
+    rotate_deg: float = 10.0
+    scale: tuple[float, float] = (0.9, 1.1)
+    shift_px: float = 1.5
+    thicken_p: float = 0.15
+    thin_p: float = 0.05
 
     def describe(self) -> dict:
         return {
@@ -82,7 +82,7 @@ def fit(
     epochs: int = 40,
     seed: int = 0,
     batch_size: int = 128,
-    lr: float = 3e-3,
+    lr: float = 1e-2,
     augmentation: Augmentation | None = Augmentation(),
     on_batch: Callable[[int, int, float, float], None] | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,

@@ -1,0 +1,147 @@
+"""The command-line tools, run as a user runs them: exit codes, JSON, messages (never tracebacks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnviz_desktop.core import weights
+
+from .test_mnist import make_split
+
+
+def cli(module: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    env.pop("CNNVIZ_MNIST_DIR", None) if kwargs.pop("no_env_data", False) else None
+    return subprocess.run([sys.executable, "-m", f"cnnviz_desktop.cli.{module}", *args], capture_output=True,
+                          text=True, env=env, timeout=kwargs.pop("timeout", 300), **kwargs)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert fragment in result.stderr
+
+
+@pytest.mark.parametrize("name,minimum", [("tiny", 0.965), ("wide", 0.988)])
+def test_evaluate_json_meets_accuracy(mnist_dir, name, minimum):
+    result = cli("train", "evaluate", "--model", name, "--data", str(mnist_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["model"] == name and report["n"] == 10_000
+    assert report["accuracy"] >= minimum
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 10_000
+    assert np.trace(matrix) / 10_000 == pytest.approx(report["accuracy"])
+
+
+def test_evaluate_errors(tmp_path):
+    assert_user_error(cli("train", "evaluate", "--model", str(tmp_path / "x.safetensors"), "--data", str(tmp_path)),
+                      "not found")
+    assert_user_error(cli("train", "evaluate", "--model", "tiny", no_env_data=True), "--data")
+    make_split(tmp_path, 4, n_labels=3)
+    assert_user_error(cli("train", "evaluate", "--data", str(tmp_path)), "do not belong together")
+
+
+def test_argument_errors_are_usage_errors():
+    result = cli("train", "fit", "--model", "huge", "--out", "x")
+    assert result.returncode == 2 and "invalid choice" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def small_data(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    make_split(data, 300, split="train")
+    make_split(data, 50, split="test")
+    return data
+
+
+def test_fit_is_deterministic_and_writes_a_card(small_data, tmp_path):
+    outs = []
+    for run in range(2):
+        out = tmp_path / f"run{run}" / "m.safetensors"
+        result = cli("train", "fit", "--model", "tiny", "--data", str(small_data), "--out", str(out),
+                     "--epochs", "2", "--seed", "3", "--quiet")
+        assert result.returncode == 0, result.stderr
+        outs.append(out)
+    assert weights.sha256_of(outs[0]) == weights.sha256_of(outs[1])
+    card = json.loads(weights.card_path(outs[0]).read_text())
+    assert card["epochs"] == 2 and card["seed"] == 3 and card["training_data"]["images"] == 300
+    assert card["test_n"] == 50 and "test_accuracy" in card
+    assert weights.load(outs[0]).arch.name == "tiny"
+
+
+def test_fit_ctrl_c_keeps_last_complete_checkpoint(small_data, tmp_path):
+    out = tmp_path / "m.safetensors"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen([sys.executable, "-m", "cnnviz_desktop.cli.train", "fit", "--data", str(small_data),
+                             "--out", str(out), "--epochs", "100000", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not weights.card_path(out).exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert weights.card_path(out).exists(), "no checkpoint appeared"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "kept the last complete" in stderr
+    loaded = weights.load(out)  # the checkpoint is complete and consistent with its card
+    assert 1 <= loaded.card["epochs"] < 100000
+
+
+def test_fit_with_broken_data(tmp_path):
+    make_split(tmp_path, 10, split="train")
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
+    result = cli("train", "fit", "--data", str(tmp_path), "--out", str(tmp_path / "m.safetensors"))
+    assert_user_error(result, "train-images-idx3-ubyte.gz")
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def save_digit(path: Path, digit: np.ndarray, dark_on_light: bool, size: int) -> None:
+    img = Image.fromarray(digit).resize((size, size), Image.BILINEAR)
+    arr = np.asarray(img)
+    if dark_on_light:
+        arr = 255 - arr
+    Image.fromarray(arr).convert("RGB").save(path)
+
+
+def test_predict_json_both_polarities_and_a_bad_file(mnist_test, tmp_path):
+    files, expected = [], []
+    for i, (dark, size, ext) in enumerate([(False, 28, "png"), (True, 300, "png"), (True, 150, "jpg")]):
+        # Pick digits the shipped model reads correctly in MNIST form, so the test checks the file path.
+        path = tmp_path / f"d{i}.{ext}"
+        save_digit(path, mnist_test.images[i], dark, size)
+        files.append(str(path))
+        expected.append(int(mnist_test.labels[i]))
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    result = cli("predict", *files[:1], str(bad), *files[1:], "--json")
+    assert result.returncode != 0
+    assert "broken.png" in result.stderr and "Traceback" not in result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    good = [line for line in lines if "error" not in line]
+    assert [line["file"] for line in good] == files
+    assert [line["digit"] for line in good] == expected
+    for line in good:
+        assert len(line["probabilities"]) == 10 and sum(line["probabilities"]) == pytest.approx(1, abs=1e-4)
+
+
+def test_predict_blank_image_is_nothing_drawn(tmp_path):
+    path = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(path)
+    result = cli("predict", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"file": str(path), "digit": None, "probabilities": None}
