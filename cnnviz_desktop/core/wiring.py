@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .networks import Architecture, LayerSpec, describe
+from .architecture import Architecture, LayerSpec, describe
 
 
 @dataclass(frozen=True)
