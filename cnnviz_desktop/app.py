@@ -1,6 +1,5 @@
-"""Composition root: build the model, the worker and the window, and connect them.
-
-(Foundation stage: a minimal window that shows the loaded model. The main window replaces it.)
+"""Composition root: show the window at once, load torch and the model off the GUI thread, then attach
+the worker and the 3D scene. Also runs ``--self-test``.
 """
 
 from __future__ import annotations
@@ -8,47 +7,212 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
+from pathlib import Path
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox
+from PySide6.QtCore import QObject, QSettings, QTimer, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from .core.paths import resources_dir
+from .ui.main_window import MainWindow
+
+
+def process_uptime() -> float:
+    """Seconds since this process started (Linux /proc), else since this module was imported."""
+    try:
+        import os
+
+        ticks = os.sysconf("SC_CLK_TCK")
+        start = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(uptime - start, 0.0)
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED
+
+
+_IMPORTED = time.perf_counter()
+
+
+class ModelLoader(QObject):
+    """Imports torch and loads weights on a plain Python thread; results arrive as queued signals."""
+
+    loaded = Signal(object)
+    failed = Signal(str, str)  # requested name, message
+
+    def load(self, name: str) -> None:
+        threading.Thread(target=self._run, args=(name,), name="cnnviz-model-loader", daemon=True).start()
+
+    def _run(self, name: str) -> None:
+        try:
+            from .core import weights
+            from .core.errors import CnnvizError
+
+            try:
+                self.loaded.emit(weights.load(name))
+            except CnnvizError as exc:
+                self.failed.emit(name, str(exc))
+        except Exception as exc:  # an import failure (broken install) must reach the user, not a traceback
+            self.failed.emit(name, f"{type(exc).__name__}: {exc}")
+
+
+class Application(QObject):
+    """Owns the window, the loader and the worker, and wires them together."""
+
+    def __init__(self, args: argparse.Namespace, app: QApplication):
+        super().__init__()
+        self.args = args
+        self.qapp = app
+        self.settings = QSettings()
+        self.window = MainWindow(self.settings, gl=not args.no_gl)
+        self.worker = None
+        self.exit_code = 0
+        self.loader = ModelLoader()
+        self.loader.loaded.connect(self._on_model_loaded)
+        self.loader.failed.connect(self._on_model_failed)
+        self.window.model_requested.connect(self.loader.load)
+        self.qapp.aboutToQuit.connect(self.shutdown)
+        self.first_model_at: float | None = None
+
+    def start(self) -> None:
+        if self.args.presentation:
+            self.window.set_presentation(True)
+        else:
+            self.window.show()
+        self.window_visible_at = process_uptime()
+        name = self.args.model or str(self.settings.value("model/last", "tiny") or "tiny")
+        self._requested_first = name
+        self.loader.load(name)
+
+    def _on_model_loaded(self, loaded) -> None:
+        if self.worker is None:
+            from .worker import InferenceWorker
+
+            self.worker = InferenceWorker()
+            self.window.request_ready.connect(self.worker.submit)
+            self.worker.snapshot_ready.connect(self.window.apply_snapshot)
+            self.worker.analysis_failed.connect(self.window.show_error)
+        self.worker.set_model(loaded)
+        self.window.attach_model(loaded)
+        if self.first_model_at is None:
+            self.first_model_at = process_uptime()
+            if self.args.self_test:
+                SelfTest(self).start()
+
+    def _on_model_failed(self, name: str, message: str) -> None:
+        if self.args.self_test:
+            print(f"error: cannot load model {name}: {message}", file=sys.stderr)
+            self.exit_code = 2
+            self.qapp.quit()
+            return
+        if self.window.loaded is None and name != "tiny":
+            # Start with the default network rather than an empty window; say what went wrong.
+            QMessageBox.warning(self.window, "Cannot load the model",
+                                f"{message}\n\nStarting with the shipped 'tiny' network instead.")
+            self.loader.load("tiny")
+            return
+        self.window.show_model_error(message)
+
+    def shutdown(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+
+class SelfTest(QObject):
+    """Draws a built-in digit through the mouse path, waits for its analysed frame, reports, exits."""
+
+    TIMEOUT_S = 90
+
+    def __init__(self, owner: Application):
+        super().__init__(owner)
+        self.owner = owner
+        self.window = owner.window
+        self._events = None
+
+    def start(self) -> None:
+        from .core.canvas import builtin_digit
+        from .ui.input_sim import stroke_events
+
+        QTimer.singleShot(self.TIMEOUT_S * 1000, self._timeout)
+        self._strokes = builtin_digit("seven")
+        self._gen = (None for stroke in self._strokes for _ in stroke_events(self.window.canvas, stroke))
+        self._step()
+
+    def _step(self) -> None:
+        # One input event per event-loop turn, like a real drag: analyses run while drawing.
+        try:
+            next(self._gen)
+        except StopIteration:
+            self._wait_for_result()
+            return
+        QTimer.singleShot(0, self._step)
+
+    def _wait_for_result(self) -> None:
+        self.window.snapshot_applied.connect(self._check)
+        if self.window.snapshot is not None:
+            self._check(self.window.snapshot)
+
+    def _check(self, snapshot) -> None:
+        if snapshot.request_id != self.window.last_request_id:
+            return
+        self.window.snapshot_applied.disconnect(self._check)
+        view = getattr(self.window.scene, "view", None)
+        if view is not None and hasattr(view, "frameSwapped") and getattr(self.window.scene, "has_gl", True):
+            view.frameSwapped.connect(self._finish)
+            view.update()
+        else:
+            QTimer.singleShot(50, self._finish)
+
+    def _finish(self) -> None:
+        view = getattr(self.window.scene, "view", None)
+        if view is not None and hasattr(view, "frameSwapped"):
+            try:
+                view.frameSwapped.disconnect(self._finish)
+            except (RuntimeError, TypeError):
+                pass
+        snap = self.window.snapshot
+        report = {
+            "ok": not snap.empty,
+            "model": self.window.loaded.arch.name,
+            "predicted": snap.predicted,
+            "probabilities": [round(float(p), 5) for p in snap.probabilities] if not snap.empty else None,
+            "analysis_ms": round(sum(snap.timings.values()), 3) if snap.timings else None,
+            "seconds_to_window": round(self.owner.window_visible_at, 3),
+            "seconds_to_first_frame": round(process_uptime(), 3),
+            "gl": bool(getattr(self.window.scene, "has_gl", False)),
+            "presentation": self.window.presentation,
+        }
+        if self.owner.args.screenshot:
+            path = Path(self.owner.args.screenshot)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.window.grab().save(str(path)):
+                print(f"error: could not write the screenshot {path}", file=sys.stderr)
+                self.owner.exit_code = 1
+            report["screenshot"] = str(path)
+        print(json.dumps(report), flush=True)
+        if snap.empty:
+            print("error: the drawn digit produced no prediction", file=sys.stderr)
+            self.owner.exit_code = 1
+        self.window.close()
+        self.owner.qapp.quit()
+
+    def _timeout(self) -> None:
+        print(f"error: self-test timed out after {self.TIMEOUT_S} s waiting for the analysed frame", file=sys.stderr)
+        self.owner.exit_code = 1
+        self.owner.qapp.quit()
 
 
 def run(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
+    QApplication.setOrganizationName("CNNViz")
+    QApplication.setApplicationName("CNNViz Desktop")
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("CNNViz Desktop")
-    app.setOrganizationName("CNNViz")
-    window = QMainWindow()
-    window.setWindowTitle("CNNViz Desktop")
-    label = QLabel("Loading the network ...")
-    label.setMargin(24)
-    window.setCentralWidget(label)
-    window.resize(640, 360)
-    window.show()
-    app.processEvents()
-    status = {"code": 0}
-
-    def load() -> None:
-        from .core import weights
-        from .core.errors import CnnvizError
-
-        try:
-            loaded = weights.load(args.model or "tiny")
-        except CnnvizError as exc:
-            if args.self_test:
-                print(f"error: {exc}", file=sys.stderr)
-                status["code"] = 2
-                app.quit()
-                return
-            QMessageBox.critical(window, "Cannot load the model", str(exc))
-            label.setText(f"No model loaded.\n{exc}")
-            return
-        label.setText(f"Model: {loaded.name} ({loaded.model.parameter_count():,} parameters)\n{loaded.path}")
-        if args.self_test:
-            print(json.dumps({"model": loaded.name, "seconds_to_window": round(time.perf_counter() - started, 3)}))
-            app.quit()
-
-    QTimer.singleShot(0, load)
+    app.setDesktopFileName("cnnviz")
+    icon = resources_dir() / "icons" / "cnnviz.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+    owner = Application(args, app)
+    owner.start()
     code = app.exec()
-    return status["code"] or code
+    owner.shutdown()
+    return owner.exit_code or code

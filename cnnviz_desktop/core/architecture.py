@@ -121,3 +121,26 @@ def describe(arch: Architecture) -> list[LayerSpec]:
 def last_conv_layer(specs: list[LayerSpec]) -> LayerSpec:
     """The last pooled conv block: Grad-CAM's layer (its cells are exactly what the dense head reads)."""
     return [s for s in specs if s.kind == "pool"][-1]
+
+
+def receptive_field(specs: list[LayerSpec], layer: str, index: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+    """Input pixels (row0, col0, row1, col1; end exclusive) that neuron ``index`` of ``layer`` can see.
+
+    index is (c, y, x) for maps and (n,) for vectors; dense and output neurons see the whole input.
+    Returns None for an unknown layer or an index outside its shape.
+    """
+    by_name = {s.name: s for s in specs}
+    spec = by_name.get(layer)
+    if spec is None or len(index) != len(spec.shape) or any(not 0 <= i < n for i, n in zip(index, spec.shape)):
+        return None
+    _, height, width = specs[0].shape
+    if len(spec.shape) == 1:
+        return (0, 0, height, width)
+    y0 = y1 = index[1]
+    x0 = x1 = index[2]
+    while spec.source is not None:
+        if spec.kind in ("conv", "pool"):
+            y0, x0 = y0 * spec.stride, x0 * spec.stride
+            y1, x1 = y1 * spec.stride + spec.kernel - 1, x1 * spec.stride + spec.kernel - 1
+        spec = by_name[spec.source]
+    return (y0, x0, y1 + 1, x1 + 1)

@@ -48,6 +48,17 @@ class Preprocessed:
     offset_y: int
     offset_x: int
 
+    def box_to_canvas(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """A block of 28x28 input pixels (row0, col0, row1, col1; end exclusive) -> the canvas cells it
+        covers, clipped to the canvas."""
+        r0, c0, r1, c1 = box
+        h, w = self.canvas_shape
+        top = int(np.floor((r0 - self.offset_y) / self.scale_y + self.top))
+        left = int(np.floor((c0 - self.offset_x) / self.scale_x + self.left))
+        bottom = int(np.ceil((r1 - self.offset_y) / self.scale_y + self.top))
+        right = int(np.ceil((c1 - self.offset_x) / self.scale_x + self.left))
+        return (max(top, 0), max(left, 0), min(max(bottom, top + 1), h), min(max(right, left + 1), w))
+
     def to_canvas(self, maps: np.ndarray) -> np.ndarray:
         """Resample maps defined on the 28x28 network input onto the canvas grid.
 
