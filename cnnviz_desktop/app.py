@@ -60,11 +60,11 @@ class ModelLoader(QObject):
 class Application(QObject):
     """Owns the window, the loader and the worker, and wires them together."""
 
-    def __init__(self, args: argparse.Namespace, app: QApplication):
+    def __init__(self, args: argparse.Namespace, app: QApplication, settings: QSettings | None = None):
         super().__init__()
         self.args = args
         self.qapp = app
-        self.settings = QSettings()
+        self.settings = settings if settings is not None else QSettings()
         self.window = MainWindow(self.settings, gl=not args.no_gl)
         self.worker = None
         self.exit_code = 0
@@ -117,6 +117,11 @@ class Application(QObject):
     def shutdown(self) -> None:
         if self.worker is not None:
             self.worker.stop()
+
+    def close(self) -> None:
+        """Close the window and stop the worker (tests and embedding)."""
+        self.window.close()
+        self.shutdown()
 
 
 class SelfTest(QObject):

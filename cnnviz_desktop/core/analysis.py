@@ -31,6 +31,8 @@ Fields added by the analysis engine (all with defaults, so older constructors ke
   cam_layer's own grid; captum's LayerGradCam(..., relu_attributions=False,
   attr_dim_summation=False) gives the same numbers).
 - gradients: (C, h, w) d score / d A, A = the cam_layer's activation.
+- placement: the Preprocessed digit (where the ink's box went in the 28x28 input), to map input
+  pixels back onto the canvas (e.g. a neuron's receptive field); None when empty.
 
 Units and conventions of the engine (Analyzer):
 - The score is a LOGIT (or a logit difference), never a probability.
@@ -122,6 +124,7 @@ class Snapshot:
     score: float | None = None
     cam_lowres: np.ndarray | None = None
     gradients: np.ndarray | None = None
+    placement: Preprocessed | None = None
 
 
 def freeze(array: np.ndarray) -> np.ndarray:
@@ -515,6 +518,7 @@ class Analyzer:
             score=float(logits[target] - (logits[contrast] if contrast is not None else 0.0)),
             cam_lowres=freeze(lowres),
             gradients=freeze(grad),
+            placement=prep,
         )
 
     def empty(self, request_id: int, canvas_shape: tuple[int, ...] = (INPUT, INPUT),
