@@ -1,0 +1,324 @@
+"""3D layout of a network: one cube per neuron, filter-weight grids, label anchors, line endpoints.
+
+Computed once per model from the layer description (:func:`architecture.describe`) and the canonical
+wiring (:func:`wiring.network_wiring`); a snapshot then only changes colours. Pure numpy, no Qt.
+
+World coordinates (pyqtgraph's: z up). Data flows along +y (the depth axis): the input sits at
+y = 0 and every later layer is a vertical x-z plane further back. In a plane, a map cell (c, row, col)
+is placed with col -> +x and row -> -z (row 0 at the top, as on the drawing grid), channels side by
+side in a near-square grid (wider than tall), each channel topped by the small 3x3 grids of its
+filters (conv layers). Vectors (dense, output) are a row, or a grid when long. Units: the pitch
+between neighbouring input cubes is 1; a map's pitch is its cumulative stride (capped so that it is
+no wider than the widest map before it), so a pooled cell sits over the cells it pooled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .architecture import Architecture, LayerSpec, describe
+from .wiring import network_wiring
+
+CUBE_SIZE = 0.78  # edge of a cube per unit of pitch: a visible gap between neighbours
+DENSE_PITCH, DENSE_SIZE = 2.0, 1.3  # vectors are few: larger, spread cubes so each unit reads as one
+OUTPUT_PITCH, OUTPUT_SIZE = 3.0, 1.8  # output units carry a digit label underneath
+FILTER_GAP = 1.2  # between a filter block and the map it produces
+CHANNEL_GAP_MIN = 2.0
+MAX_PITCH_SIZE = 4.0  # cubes stop growing beyond this pitch (a 1x1 map would otherwise be a boulder)
+LAYER_GAP_MIN = 30.0  # depth between consecutive layer planes ...
+LAYER_GAP_FACTOR = 0.5  # ... or half the larger plane's extent, so lines between big planes stay readable
+VECTOR_GAP_FACTOR = 1.0
+
+
+@dataclass(frozen=True)
+class LayerBox:
+    """Where one layer sits: its cube slice, plane depth, extent and label anchor (all world units)."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    cubes: slice
+    depth: float
+    x_range: tuple[float, float]
+    z_range: tuple[float, float]
+    label_anchor: tuple[float, float, float]
+
+    @property
+    def label_align(self) -> str:
+        """'left' when the label starts at its anchor (vectors), 'center' when centred on it."""
+        return "left" if len(self.shape) == 1 else "center"
+
+
+@dataclass(frozen=True)
+class SceneLayout:
+    """Geometry of one network, computed once per model.
+
+    centers: (N, 3) float32 centre of every neuron cube, layers in data-flow order, each layer's
+        neurons in row-major order of its shape (so layer L's activation.reshape(-1) lines up with
+        centers[layers[L].cubes]).
+    sizes: (N,) float32 edge length of every cube (maps grow with their pitch, vectors are larger).
+    cube_size: edge length of the smallest cubes (the input's).
+    layer_index: (N,) int16, the position in ``specs`` of each cube's layer.
+    layers: name -> LayerBox.
+    edge_src, edge_dst: (E,) int32 global cube indices of every connection, concatenated per target
+        layer in ``specs`` order and, within a layer, in the canonical wiring order (so a snapshot's
+        contributions[L] lines up with edge_src[edge_slices[L]]).
+    edge_slices: target layer name -> slice into the edge arrays.
+    filter_centers: (F, 3) float32 centre of every filter-weight cell; filter_sizes: (F,) their
+        edge lengths; filter_slices: conv layer name -> slice, cells in the row-major order of the
+        layer's weight (Cout, Cin, k, k), so weight.reshape(-1) lines up.
+    filter_anchors: conv layer name -> (Cout, 3) float32 centre of each output channel's filter block.
+    unit_labels: (text, (x, y, z)) for labels of single neurons (the output digits).
+    bounds: (2, 3) float32 min / max corner of everything drawn.
+    """
+
+    arch: Architecture
+    specs: tuple[LayerSpec, ...]
+    centers: np.ndarray
+    sizes: np.ndarray
+    cube_size: float
+    layer_index: np.ndarray
+    layers: dict[str, LayerBox]
+    edge_src: np.ndarray
+    edge_dst: np.ndarray
+    edge_slices: dict[str, slice]
+    filter_centers: np.ndarray
+    filter_sizes: np.ndarray
+    filter_slices: dict[str, slice]
+    filter_anchors: dict[str, np.ndarray]
+    unit_labels: tuple[tuple[str, tuple[float, float, float]], ...]
+    bounds: np.ndarray
+
+    @property
+    def cube_count(self) -> int:
+        return int(self.centers.shape[0])
+
+    @property
+    def edge_count(self) -> int:
+        return int(self.edge_src.shape[0])
+
+    @property
+    def center(self) -> np.ndarray:
+        """(3,) middle of the bounding box."""
+        return (self.bounds[0] + self.bounds[1]) / 2.0
+
+    def locate(self, cube: int) -> tuple[str, tuple[int, ...]]:
+        """(layer name, index within its shape) of global cube index ``cube``."""
+        spec = self.specs[int(self.layer_index[cube])]
+        local = int(cube) - self.layers[spec.name].cubes.start
+        return spec.name, tuple(int(i) for i in np.unravel_index(local, spec.shape))
+
+    def cube_of(self, layer: str, index: tuple[int, ...]) -> int:
+        """Global cube index of neuron ``index`` (within the layer's shape) of ``layer``."""
+        box = self.layers[layer]
+        return box.cubes.start + int(np.ravel_multi_index(tuple(index), box.shape))
+
+    def incoming(self, cube: int) -> np.ndarray:
+        """(fan_in,) int positions in the edge arrays of the connections into global cube ``cube``."""
+        name, _ = self.locate(cube)
+        edges = self.edge_slices.get(name)
+        if edges is None:
+            return np.zeros(0, dtype=np.int64)
+        local = int(cube) - self.layers[name].cubes.start
+        fan_in = self.fan_in(name)
+        start = edges.start + local * fan_in
+        return np.arange(start, start + fan_in)
+
+    def fan_in(self, name: str) -> int:
+        """Connections into each neuron of layer ``name`` (0 for the input)."""
+        edges = self.edge_slices.get(name)
+        if edges is None:
+            return 0
+        box = self.layers[name]
+        return (edges.stop - edges.start) // (box.cubes.stop - box.cubes.start)
+
+
+def _channel_grid(channels: int) -> tuple[int, int]:
+    """(rows, cols) for ``channels`` maps: wider than tall, rows dividing the count when possible."""
+    limit = max(1, math.ceil(math.sqrt(channels / 2.0)))
+    rows = max(d for d in range(1, limit + 1) if channels % d == 0)
+    return rows, math.ceil(channels / rows)
+
+
+def _vector_grid(units: int) -> tuple[int, int]:
+    """(rows, cols) for a vector of ``units``: one row up to 32, then a grid about 4:1 wide."""
+    if units <= 32:
+        return 1, units
+    cols = math.ceil(math.sqrt(units * 4.0))
+    return math.ceil(units / cols), cols
+
+
+def _filter_block(cin: int, k: int, width: float) -> tuple[int, int, float]:
+    """(rows, cols, pitch) of the Cin filters of one output channel, fitting in ``width``."""
+    limit = max(1, math.ceil(math.sqrt(cin / 3.0)))
+    rows = max(d for d in range(1, limit + 1) if cin % d == 0)
+    cols = math.ceil(cin / rows)
+    span = cols * (k + 1) - 1  # in cell pitches: k cells per filter, one-cell gap between filters
+    pitch = min(1.0, width / span)
+    return rows, cols, max(pitch, 0.3)
+
+
+def _plane_points(rows: int, cols: int, pitch: float) -> tuple[np.ndarray, np.ndarray]:
+    """x, z offsets (row-major, centred on 0) of a rows x cols grid with the given pitch."""
+    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    x = (c.reshape(-1) - (cols - 1) / 2.0) * pitch
+    z = ((rows - 1) / 2.0 - r.reshape(-1)) * pitch
+    return x, z
+
+
+def build_layout(arch: Architecture) -> SceneLayout:
+    """The scene geometry of ``arch`` (see :class:`SceneLayout`). Use :func:`layout` for the cached one."""
+    specs = tuple(describe(arch))
+    k = arch.kernel
+
+    # Pass 1: each layer's cubes (and filter cells) in a plane centred on x = z = 0. A map's pitch is
+    # its cumulative stride (a pool1 cell sits over the 2x2 conv1 cells it pools), capped so no layer
+    # is wider than the widest map before it; cubes grow with the pitch, so every map reads as a panel.
+    planes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    filters: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    by_name = {s.name: s for s in specs}
+    stride, widest = 1, 0.0
+    for spec in specs:
+        if len(spec.shape) == 3:
+            c, h, w = spec.shape
+            if spec.kind in ("conv", "pool"):
+                stride *= spec.stride
+            rows, cols = _channel_grid(c)
+            gap1 = max(CHANNEL_GAP_MIN, 0.15 * max(h, w))
+            natural = cols * w + (cols - 1) * gap1
+            pitch = float(stride) if widest == 0.0 else max(1.0, min(float(stride), widest / natural))
+            widest = max(widest, natural * pitch)
+            gap = gap1 * pitch
+            header = 0.0
+            if spec.kind == "conv":
+                cin = by_name[spec.source].shape[0]
+                frows, fcols, fpitch = _filter_block(cin, k, float(w) * pitch)
+                block_h = (frows * (k + 1) - 1) * fpitch
+                header = block_h + FILTER_GAP
+            cell_w, cell_h = w * pitch + gap, h * pitch + gap + header
+            chan = np.arange(c)
+            ch_col = chan % cols
+            ch_row = chan // cols
+            # Channel map centres in the channel grid; header space above each map for its filters.
+            cx = (ch_col - (cols - 1) / 2.0) * cell_w
+            cz = ((rows - 1) / 2.0 - ch_row) * cell_h - header / 2.0
+            px, pz = _plane_points(h, w, pitch)
+            x = (cx[:, None] + px[None, :]).reshape(-1)
+            z = (cz[:, None] + pz[None, :]).reshape(-1)
+            planes.append((x, z, np.full(x.size, CUBE_SIZE * min(pitch, MAX_PITCH_SIZE))))
+            if spec.kind == "conv":
+                # Filter cells in weight order (Cout, Cin, k, k): above the map they produce.
+                top = cz + h * pitch / 2.0 + FILTER_GAP + block_h / 2.0  # (Cout,) centre of each block
+                fi = np.arange(cin)
+                f_col, f_row = fi % fcols, fi // fcols
+                fx = (f_col - (fcols - 1) / 2.0) * (k + 1) * fpitch  # (Cin,) filter centres
+                fz = ((frows - 1) / 2.0 - f_row) * (k + 1) * fpitch
+                kx, kz = _plane_points(k, k, fpitch)  # (k*k,)
+                x_cells = cx[:, None, None] + fx[None, :, None] + kx[None, None, :]
+                z_cells = top[:, None, None] + fz[None, :, None] + kz[None, None, :]
+                filters[spec.name] = (x_cells.reshape(-1), z_cells.reshape(-1),
+                                      np.full(x_cells.size, fpitch * CUBE_SIZE), np.stack([cx, top], axis=1))
+        else:
+            n = spec.shape[0]
+            rows, cols = _vector_grid(n)
+            pitch, size = (OUTPUT_PITCH, OUTPUT_SIZE) if spec.kind == "output" else (DENSE_PITCH, DENSE_SIZE)
+            x, z = _plane_points(rows, cols, pitch)
+            planes.append((x[:n], z[:n], np.full(n, size)))
+
+    # Pass 2: depths. The gap between two planes grows with their size so lines do not flatten.
+    extents = [max(np.ptp(x) if x.size > 1 else 1.0, np.ptp(z) if z.size > 1 else 1.0) for x, z, _ in planes]
+    depths = [0.0]
+    for i in range(1, len(specs)):
+        gap = max(LAYER_GAP_MIN, LAYER_GAP_FACTOR * max(extents[i - 1], extents[i]))
+        if len(specs[i].shape) == 1:  # vectors: dense all-to-all fans need room to open up
+            gap = max(gap, VECTOR_GAP_FACTOR * max(extents[i - 1], extents[i]))
+        depths.append(depths[-1] + gap)
+
+    centers, sizes, layer_index, boxes = [], [], [], {}
+    start = 0
+    for i, (spec, (x, z, size)) in enumerate(zip(specs, planes)):
+        n = x.size
+        y = np.full(n, depths[i])
+        centers.append(np.stack([x, y, z], axis=1))
+        sizes.append(size)
+        layer_index.append(np.full(n, i, dtype=np.int16))
+        top = float(z.max()) + float(size.max())
+        if spec.name in filters:
+            top = max(top, float(filters[spec.name][1].max()) + 1.0)
+        # Pool labels go under their plane: consecutive labels alternate, so they do not collide on screen.
+        # Vector labels sit right of their row (left-aligned there: see label_align), clear of the fans.
+        if spec.kind == "pool":
+            label = (0.0, depths[i], float(z.min()) - float(size.max()) - 2.5)
+        elif len(spec.shape) == 1:
+            label = (float(x.max()) + float(size.max()) + 1.5, depths[i], float(z.max()))
+        else:
+            label = (0.0, depths[i], top + 2.5)
+        boxes[spec.name] = LayerBox(spec.name, spec.kind, spec.shape, slice(start, start + n), depths[i],
+                                    (float(x.min()), float(x.max())), (float(z.min()), float(z.max())), label)
+        start += n
+    centers_arr = np.ascontiguousarray(np.concatenate(centers).astype(np.float32))
+    sizes_arr = np.ascontiguousarray(np.concatenate(sizes).astype(np.float32))
+
+    f_centers, f_sizes, f_slices, f_anchors = [], [], {}, {}
+    f_start = 0
+    for i, spec in enumerate(specs):
+        if spec.name not in filters:
+            continue
+        fx, fz, fs, anchor = filters[spec.name]
+        # A hair in front of the layer's plane so the grids read as belonging to it.
+        fy = np.full(fx.size, depths[i] - 0.5)
+        f_centers.append(np.stack([fx, fy, fz], axis=1))
+        f_sizes.append(fs)
+        f_slices[spec.name] = slice(f_start, f_start + fx.size)
+        f_anchors[spec.name] = np.column_stack([anchor[:, 0], np.full(len(anchor), depths[i] - 0.5),
+                                                anchor[:, 1]]).astype(np.float32)
+        f_start += fx.size
+    filter_centers = (np.concatenate(f_centers) if f_centers else np.zeros((0, 3))).astype(np.float32)
+    filter_sizes = (np.concatenate(f_sizes) if f_sizes else np.zeros(0)).astype(np.float32)
+
+    wiring = network_wiring(arch)
+    src_parts, dst_parts, edge_slices = [], [], {}
+    e_start = 0
+    for spec in specs:
+        wire = wiring.get(spec.name)
+        if wire is None:
+            continue
+        src_parts.append(wire.src.astype(np.int32) + np.int32(boxes[wire.source].cubes.start))
+        dst_parts.append(wire.dst.astype(np.int32) + np.int32(boxes[spec.name].cubes.start))
+        edge_slices[spec.name] = slice(e_start, e_start + wire.count)
+        e_start += wire.count
+    edge_src = np.ascontiguousarray(np.concatenate(src_parts), dtype=np.int32)
+    edge_dst = np.ascontiguousarray(np.concatenate(dst_parts), dtype=np.int32)
+
+    out_box = boxes[specs[-1].name]
+    out_centers = centers_arr[out_box.cubes]
+    drop = OUTPUT_SIZE + 1.2
+    unit_labels = tuple((str(d), (float(p[0]), float(p[1]), float(p[2]) - drop)) for d, p in enumerate(out_centers))
+
+    lo = (centers_arr - sizes_arr[:, None] / 2).min(axis=0)
+    hi = (centers_arr + sizes_arr[:, None] / 2).max(axis=0)
+    if filter_centers.size:
+        lo = np.minimum(lo, (filter_centers - filter_sizes[:, None] / 2).min(axis=0))
+        hi = np.maximum(hi, (filter_centers + filter_sizes[:, None] / 2).max(axis=0))
+    hi[2] = max(hi[2], max(b.label_anchor[2] for b in boxes.values()) + 1.0)
+    lo[2] = min(lo[2], min(p[2] for _, p in unit_labels) - 1.0)
+    bounds = np.stack([lo, hi]).astype(np.float32)
+
+    for a in (centers_arr, sizes_arr, filter_centers, filter_sizes, edge_src, edge_dst, bounds):
+        a.setflags(write=False)
+    layer_index_arr = np.concatenate(layer_index)
+    layer_index_arr.setflags(write=False)
+    return SceneLayout(arch=arch, specs=specs, centers=centers_arr, sizes=sizes_arr, cube_size=CUBE_SIZE,
+                       layer_index=layer_index_arr, layers=boxes, edge_src=edge_src, edge_dst=edge_dst,
+                       edge_slices=edge_slices, filter_centers=filter_centers, filter_sizes=filter_sizes,
+                       filter_slices=f_slices, filter_anchors=f_anchors, unit_labels=unit_labels, bounds=bounds)
+
+
+@lru_cache(maxsize=8)
+def layout(arch: Architecture) -> SceneLayout:
+    """Cached :func:`build_layout` (Architecture is frozen and hashable): computed once per model."""
+    return build_layout(arch)

@@ -1,0 +1,1 @@
+"""Developer tools (screenshots, demos); not used by the app at run time."""

@@ -1,0 +1,171 @@
+"""The 3D scene under Xvfb: it renders, recolours on a new snapshot, picks neurons, falls back without GL."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import numpy as np
+import pytest
+
+from cnnviz_desktop.core.analysis import Snapshot
+from cnnviz_desktop.core.architecture import ARCHITECTURES, Architecture, describe
+from cnnviz_desktop.core.wiring import network_wiring
+
+pytestmark = pytest.mark.gl
+
+TINY = ARCHITECTURES["tiny"]
+
+
+def synthetic_snapshot(arch: Architecture, seed: int = 0, request_id: int = 1, empty: bool = False) -> Snapshot:
+    """A Snapshot with every field of the contract filled with arrays of the right shapes."""
+    rng = np.random.default_rng(seed)
+    specs = describe(arch)
+    wiring = network_wiring(arch)
+    acts = {}
+    for spec in specs:
+        a = np.zeros(spec.shape, np.float32) if empty else rng.random(spec.shape, dtype=np.float32)
+        if not empty and spec.kind in ("conv", "dense"):
+            a[a < 0.4] = 0.0  # ReLU off
+        acts[spec.name] = a
+    contributions = {n: (np.zeros(w.count, np.float32) if empty else rng.standard_normal(w.count).astype(np.float32))
+                     for n, w in wiring.items()}
+    significant = {n: (np.zeros(w.count, bool) if empty else rng.random(w.count) < 0.05) for n, w in wiring.items()}
+    cam_c = [s for s in specs if s.kind == "pool"][-1].shape
+    logits = None if empty else rng.standard_normal(10).astype(np.float32)
+    probs = None if empty else np.exp(logits) / np.exp(logits).sum()
+    z28 = np.zeros((28, 28), np.float32)
+    return Snapshot(
+        request_id=request_id, empty=empty, logits=logits, probabilities=probs,
+        predicted=None if empty else int(np.argmax(logits)), target=None if empty else int(np.argmax(logits)),
+        contrast=None, activations=MappingProxyType(acts),
+        cam_channels=np.zeros((cam_c[0], 28, 28), np.float32), cam=z28, hirescam=z28,
+        canvas_cam_channels=np.zeros((cam_c[0], 28, 28), np.float32), canvas_cam=z28, canvas_hirescam=z28,
+        contributions=MappingProxyType(contributions), significant=MappingProxyType(significant),
+        model_name=arch.name,
+    )
+
+
+def _frame(qtbot, panel) -> np.ndarray:
+    panel.view.update()
+    with qtbot.waitSignal(panel.view.frameSwapped, timeout=10000):
+        pass
+    image = panel.view.grabFramebuffer()
+    ptr = image.convertToFormat(image.Format.Format_RGBA8888)
+    arr = np.frombuffer(ptr.constBits(), np.uint8).reshape(ptr.height(), ptr.bytesPerLine() // 4, 4)
+    return arr[:, : ptr.width(), :3].copy()
+
+
+@pytest.fixture
+def panel(qtbot):
+    from cnnviz_desktop.ui.scene import ScenePanel
+
+    p = ScenePanel()
+    if not p.has_gl:
+        pytest.skip(f"no OpenGL here: {p.fallback_reason}")
+    qtbot.addWidget(p)
+    p.resize(800, 500)
+    p.show()
+    qtbot.waitExposed(p)
+    return p
+
+
+def test_renders_and_recolours(qtbot, panel):
+    panel.set_model(TINY)
+    with qtbot.waitSignal(panel.status_text_changed, timeout=5000) as blocker:
+        panel.apply(synthetic_snapshot(TINY, seed=1))
+    assert "of 73,024 connections shown" in blocker.args[0]
+    first = _frame(qtbot, panel)
+    assert first.std() > 5  # not empty or uniform
+    assert len(np.unique(first.reshape(-1, 3), axis=0)) > 50
+    instances = panel.cubes._instances.copy()
+
+    assert panel.apply(synthetic_snapshot(TINY, seed=2, request_id=2))
+    second = _frame(qtbot, panel)
+    assert np.abs(first.astype(int) - second.astype(int)).sum() > 0
+    np.testing.assert_array_equal(panel.cubes._instances, instances)  # colours only, no geometry rebuild
+
+
+def test_apply_rejects_a_snapshot_of_another_network(panel):
+    panel.set_model(TINY)
+    assert not panel.apply(synthetic_snapshot(ARCHITECTURES["wide"]))
+    assert panel.apply(synthetic_snapshot(TINY, empty=True))
+    assert panel.status_text.startswith("0 of")
+
+
+def test_connection_modes_and_palette(qtbot, panel):
+    panel.set_model(TINY)
+    snap = synthetic_snapshot(TINY, seed=3)
+    panel.apply(snap)
+    sig = sum(int(np.count_nonzero(m)) for m in snap.significant.values())
+    assert panel.lines.segment_count("shown") == sig
+    panel.set_connection_mode("all")
+    assert panel.lines.segment_count("base") == 73024 and "All 73,024" in panel.status_text
+    panel.set_connection_mode("none")
+    assert panel.lines.segment_count("shown") == 0 and panel.lines.segment_count("base") == 0
+    before = panel.cubes.colors().copy()
+    panel.set_palette("colorblind")
+    assert not np.array_equal(before, panel.cubes.colors())
+    panel.set_presentation(True)
+    for name in ("front", "side", "top", "default"):
+        panel.preset_view(name)
+    panel.set_auto_rotate(True)
+    assert panel.auto_rotating
+    panel.set_auto_rotate(False)
+    with pytest.raises(ValueError):
+        panel.set_connection_mode("some")
+    assert _frame(qtbot, panel).std() > 5
+
+
+def test_click_picks_a_neuron_and_highlights_its_inputs(qtbot, panel):
+    from PySide6 import QtCore
+
+    panel.set_model(TINY)
+    panel.apply(synthetic_snapshot(TINY, seed=4))
+    panel.preset_view("front")
+    _frame(qtbot, panel)
+    x, y = panel.screen_position("input", (0, 14, 14))
+    with qtbot.waitSignal(panel.neuron_picked, timeout=5000) as blocker:
+        qtbot.mouseClick(panel.view, QtCore.Qt.MouseButton.LeftButton, pos=QtCore.QPoint(round(x), round(y)))
+    layer, index, value = blocker.args
+    assert layer == "input" and index == (0, 14, 14)
+
+    # A dense unit: its 50 incoming lines (plus a 12-edge outline) are highlighted.
+    panel.reset_view()
+    _frame(qtbot, panel)
+    x, y = panel.screen_position("dense1", (5,))
+    with qtbot.waitSignal(panel.neuron_picked, timeout=5000) as blocker:
+        qtbot.mouseClick(panel.view, QtCore.Qt.MouseButton.LeftButton, pos=QtCore.QPoint(round(x), round(y)))
+    assert blocker.args[0] == "dense1" and blocker.args[1] == (5,)
+    assert panel.lines.segment_count("highlight") == 50 + 12
+    assert panel.picked == ("dense1", (5,))
+
+
+def test_analyzer_snapshot_when_available(qtbot, panel, tiny):
+    analysis = pytest.importorskip("cnnviz_desktop.core.analysis")
+    if not hasattr(analysis, "Analyzer"):
+        pytest.skip("analysis engine not merged yet")
+    from cnnviz_desktop.devtools.scene_shot import snapshot_for
+
+    panel.set_model(tiny)
+    assert panel.apply(snapshot_for(tiny, "seven"))
+    assert _frame(qtbot, panel).std() > 5
+    # The filter grids are coloured by the real weights (not the grey of a model without weights).
+    assert len(np.unique(panel.filter_cells.colors(), axis=0)) > 20
+
+
+def test_fallback_without_gl(qtbot):
+    from cnnviz_desktop.ui.scene import ScenePanel
+
+    p = ScenePanel(gl=False)
+    qtbot.addWidget(p)
+    assert not p.has_gl and p.view is None
+    assert "unavailable" in p.fallback.text()
+    p.set_model(TINY)
+    p.apply(synthetic_snapshot(TINY))
+    p.set_connection_mode("all")
+    p.set_palette("colorblind")
+    p.set_presentation(True)
+    p.reset_view()
+    p.preset_view("top")
+    p.set_auto_rotate(True)
+    assert "connections" in p.status_text
