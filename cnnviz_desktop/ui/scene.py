@@ -36,7 +36,8 @@ FOV = 30.0
 CLICK_SLOP = 4  # pixels a press may move and still count as a click
 AUTO_ROTATE_MS = 33
 AUTO_ROTATE_DEG = 0.35
-LINE_BUDGET = 800  # shown lines per layer above which the layer's lines fade (see _update_lines)
+DEFAULT_LINE_BUDGET = 1000  # significant lines drawn per layer at most (the strongest): see _drawn_edges
+FADE_ABOVE = 800  # drawn lines per layer above which the layer's lines fade (see _recolor)
 
 
 def gl_unavailable_reason() -> str | None:
@@ -126,6 +127,8 @@ class ScenePanel(QtWidgets.QWidget):
     Args:
         gl: True forces the GL view (raises if it cannot work), False forces the text fallback, None
             (default) checks that an OpenGL >= 3.3 context can be created first.
+        cube_style: 'sprites' (default: one point sprite per neuron, a bevelled square; cheapest on
+            software renderers) or 'boxes' (instanced shaded 3D boxes, 36 vertices per neuron).
     """
 
     neuron_picked = QtCore.Signal(str, tuple, float)
@@ -133,7 +136,8 @@ class ScenePanel(QtWidgets.QWidget):
     status_text_changed = QtCore.Signal(str)
     frame_rendered = QtCore.Signal()
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None, gl: bool | None = None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None, gl: bool | None = None,
+                 cube_style: str = "sprites") -> None:
         super().__init__(parent)
         self.layout_: SceneLayout | None = None
         self._snapshot = None
@@ -151,6 +155,8 @@ class ScenePanel(QtWidgets.QWidget):
         self._contrib = np.zeros(0, dtype=np.float32)
         self._edge_norm = np.zeros(0, dtype=np.float32)
         self._significant = np.zeros(0, dtype=bool)
+        self.line_budget = DEFAULT_LINE_BUDGET
+        self.cube_style = cube_style
 
         reason = None
         if gl is None:
@@ -186,8 +192,8 @@ class ScenePanel(QtWidgets.QWidget):
         self.view = _make_view_class()()
         self.view.setBackgroundColor(tuple(int(c * 255) for c in colors.BACKGROUND))
         self.view.opts["fov"] = FOV
-        self.cubes = InstancedBoxes()
-        self.filter_cells = InstancedBoxes(aspect=(1.0, 0.25, 1.0))
+        self.cubes = InstancedBoxes(style=self.cube_style)
+        self.filter_cells = InstancedBoxes(aspect=(1.0, 0.25, 1.0), style=self.cube_style)
         self.lines = LineBatch()
         self.overlay = OverlayItem()
         self.overlay.draw_2d = self._draw_panels
@@ -304,7 +310,10 @@ class ScenePanel(QtWidgets.QWidget):
                 self._contrib[sl] = c
                 self._significant[sl] = snap.significant[name]
                 m = float(np.abs(c).max()) if c.size else 0.0
-                density = math.sqrt(LINE_BUDGET / max(1, int(np.count_nonzero(snap.significant[name]))))
+                drawn = int(np.count_nonzero(snap.significant[name]))
+                if self.line_budget:
+                    drawn = min(drawn, self.line_budget)
+                density = math.sqrt(FADE_ABOVE / max(1, drawn))
                 self._edge_alpha[sl] = 255.0 * min(1.0, max(0.1, density))
                 np.multiply(c, np.float32(1.0 / m) if m > 0 else np.float32(0.0), out=self._edge_norm[sl])
         self._update_lines()
@@ -318,7 +327,7 @@ class ScenePanel(QtWidgets.QWidget):
         if mode == "none":
             shown = np.zeros(0, dtype=np.int64)
         else:
-            shown = np.flatnonzero(self._significant)
+            shown = self._drawn_edges()
         self._shown_edges = int(shown.size) if mode != "all" else lay.edge_count
         if self.view is not None:
             norm = self._edge_norm[shown]
@@ -337,8 +346,33 @@ class ScenePanel(QtWidgets.QWidget):
             sig = int(np.count_nonzero(self._significant))
             text = f"All {total:,} connections shown ({sig:,} significant in colour)"
         else:
+            sig = int(np.count_nonzero(self._significant))
             text = f"{self._shown_edges:,} of {total:,} connections shown (significant only)"
+            if self._shown_edges < sig:
+                text = (f"{self._shown_edges:,} of {total:,} connections shown (the strongest of "
+                        f"{sig:,} significant)")
         self._set_status(text)
+
+    def _drawn_edges(self) -> np.ndarray:
+        """Positions of the significant edges to draw: all of them, or per layer the strongest
+        ``line_budget`` (by |contribution|) when a layer has more (input -> conv1 has ~16k; a software
+        renderer spends ~6 ms per 1000 long lines)."""
+        lay = self.layout_
+        parts = []
+        budget = self.line_budget
+        for name, sl in lay.edge_slices.items():
+            idx = np.flatnonzero(self._significant[sl])
+            if budget and idx.size > budget:
+                strength = np.abs(self._edge_norm[sl][idx])
+                idx = np.sort(idx[np.argpartition(strength, idx.size - budget)[idx.size - budget:]])
+            parts.append(idx + sl.start)
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def set_line_budget(self, per_layer: int | None) -> None:
+        """Draw at most this many significant lines per layer (the strongest); None or 0: all of them."""
+        self.line_budget = int(per_layer or 0)
+        if self.layout_ is not None:
+            self._update_lines()
 
     def _set_status(self, text: str) -> None:
         if text != self._status:
@@ -410,8 +444,12 @@ class ScenePanel(QtWidgets.QWidget):
         by bisection for the current centre, then the centre moves to the middle of the footprint.
         """
         lay = self.layout_
+        anchors = np.array([b.label_anchor for b in lay.layers.values()], np.float32)
+        # Left-aligned labels run to the right of their anchor: keep room for about 20 characters.
+        text_ends = np.array([np.add(b.label_anchor, (24.0, 0.0, 0.0)) for b in lay.layers.values()
+                              if b.label_align == "left"], np.float32).reshape(-1, 3)
         pts = np.concatenate([lay.centers[:: max(1, lay.cube_count // 4000)], lay.filter_centers,
-                              np.array([b.label_anchor for b in lay.layers.values()], np.float32)]).astype(np.float64)
+                              anchors, text_ends]).astype(np.float64)
         az, el = math.radians(azimuth), math.radians(elevation)
         back = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
         right = np.cross(np.array([0.0, 0.0, 1.0]), back)

@@ -25,6 +25,7 @@ import numpy as np
 from OpenGL import GL
 from OpenGL.GL import shaders
 from pyqtgraph.opengl import GLGraphicsItem
+from pyqtgraph.opengl.items.GLScatterPlotItem import _is_compatibility_profile
 from PySide6 import QtCore, QtGui
 
 MIN_GL_VERSION = (3, 3)
@@ -51,6 +52,35 @@ out vec4 frag_color;
 void main() {
     if (v_color.a < 0.02) discard;
     frag_color = v_color;
+}
+"""
+
+_SPRITE_VS = """
+#version 330
+uniform mat4 u_mvp;
+uniform float u_px;  // projection[0][0] * viewport width / 2: world size at w = 1 -> pixels
+layout(location = 1) in vec4 a_instance; // centre xyz, edge length
+layout(location = 2) in vec4 a_color;
+out vec4 v_color;
+void main() {
+    gl_Position = u_mvp * vec4(a_instance.xyz, 1.0);
+    gl_PointSize = max(1.0, a_instance.w * u_px / gl_Position.w);
+    v_color = a_color;
+}
+"""
+
+_SPRITE_FS = """
+#version 330
+in vec4 v_color;
+out vec4 frag_color;
+void main() {
+    if (v_color.a < 0.02) discard;
+    // A bevelled tile: lit top-left rim, shaded bottom-right rim, so each neuron reads as a block.
+    vec2 p = gl_PointCoord;
+    float shade = 1.0;
+    if (p.x < 0.14 || p.y < 0.14) shade = 1.22;
+    if (p.x > 0.86 || p.y > 0.86) shade = 0.62;
+    frag_color = vec4(min(v_color.rgb * shade + (shade > 1.0 ? 0.05 : 0.0), 1.0), v_color.a);
 }
 """
 
@@ -102,7 +132,12 @@ def _unit_box() -> np.ndarray:
             p[u] = 0.5 * du
             p[v] = 0.5 * dv
             quad.append(p + [shade])
-        for i in (0, 1, 2, 0, 2, 3):
+        # Counter-clockwise seen from outside, so back faces can be culled.
+        a, b, c = (np.array(q[:3]) for q in quad[:3])
+        normal = np.zeros(3)
+        normal[axis] = sign
+        order = (0, 1, 2, 0, 2, 3) if np.dot(np.cross(b - a, c - a), normal) > 0 else (0, 2, 1, 0, 3, 2)
+        for i in order:
             tris.append(quad[i])
     return np.ascontiguousarray(np.array(tris, dtype=np.float32))
 
@@ -173,9 +208,15 @@ class InstancedBoxes(GLGraphicsItem.GLGraphicsItem):
     aspect: (3,) scale of the unit box per axis (e.g. flat tiles for filter cells).
     """
 
-    def __init__(self, aspect=(1.0, 1.0, 1.0)) -> None:
+    STYLES = ("sprites", "boxes")
+
+    def __init__(self, aspect=(1.0, 1.0, 1.0), style: str = "sprites") -> None:
         super().__init__()
-        self._gl = _GLResources(_BOX_VS, _BOX_FS, ("box", "instance", "color"))
+        if style not in self.STYLES:
+            raise ValueError(f"style must be one of {self.STYLES}")
+        self.style = style
+        vs, fs = (_SPRITE_VS, _SPRITE_FS) if style == "sprites" else (_BOX_VS, _BOX_FS)
+        self._gl = _GLResources(vs, fs, ("box", "instance", "color"))
         self._aspect = np.asarray(aspect, dtype=np.float32)
         self._instances = np.zeros((0, 4), dtype=np.float32)
         self._colors = np.zeros((0, 4), dtype=np.uint8)
@@ -223,7 +264,12 @@ class InstancedBoxes(GLGraphicsItem.GLGraphicsItem):
         GL.glEnable(GL.GL_DEPTH_TEST)
         GL.glDepthMask(GL.GL_TRUE)
         GL.glDisable(GL.GL_BLEND)
-        GL.glDisable(GL.GL_CULL_FACE)
+        if self.style == "sprites":
+            self._paint_sprites()
+            return
+        GL.glEnable(GL.GL_CULL_FACE)  # half the triangles; the software renderer is fill- and vertex-bound
+        GL.glCullFace(GL.GL_BACK)
+        GL.glFrontFace(GL.GL_CCW)
         program = self._gl.program
         GL.glUseProgram(program)
         GL.glUniformMatrix4fv(GL.glGetUniformLocation(program, "u_mvp"), 1, GL.GL_FALSE, _mvp_array(self))
@@ -234,10 +280,33 @@ class InstancedBoxes(GLGraphicsItem.GLGraphicsItem):
         buffers["color"].bind_attribute(2, 4, GL.GL_UNSIGNED_BYTE, True, 1)
         GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
         GL.glDrawArraysInstanced(GL.GL_TRIANGLES, 0, UNIT_BOX.shape[0], self.count)
+        GL.glDisable(GL.GL_CULL_FACE)
         # Other items (pyqtgraph's) use locations 0-2 without instancing: leave them as found.
         for loc in (0, 1, 2):
             GL.glVertexAttribDivisor(loc, 0)
             GL.glDisableVertexAttribArray(loc)
+        GL.glUseProgram(0)
+
+
+    def _paint_sprites(self) -> None:
+        """One point sprite per box: 1 vertex instead of 36 (the software renderer is vertex-bound)."""
+        program = self._gl.program
+        view = self.view()
+        GL.glEnable(GL.GL_PROGRAM_POINT_SIZE)
+        if _is_compatibility_profile(QtGui.QOpenGLContext.currentContext()):
+            GL.glEnable(GL.GL_POINT_SPRITE)  # gl_PointCoord needs it outside the core profile
+        GL.glUseProgram(program)
+        GL.glUniformMatrix4fv(GL.glGetUniformLocation(program, "u_mvp"), 1, GL.GL_FALSE, _mvp_array(self))
+        proj = np.array(self.projectionMatrix().data(), dtype=np.float32)
+        GL.glUniform1f(GL.glGetUniformLocation(program, "u_px"), float(proj[0]) * view.deviceWidth() / 2.0)
+        buffers = self._gl.buffers
+        buffers["instance"].bind_attribute(1, 4, GL.GL_FLOAT, False, 0)
+        buffers["color"].bind_attribute(2, 4, GL.GL_UNSIGNED_BYTE, True, 0)
+        GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
+        GL.glDrawArrays(GL.GL_POINTS, 0, self.count)
+        for loc in (1, 2):
+            GL.glDisableVertexAttribArray(loc)
+        GL.glDisable(GL.GL_PROGRAM_POINT_SIZE)
         GL.glUseProgram(0)
 
 

@@ -97,7 +97,12 @@ def test_connection_modes_and_palette(qtbot, panel):
     snap = synthetic_snapshot(TINY, seed=3)
     panel.apply(snap)
     sig = sum(int(np.count_nonzero(m)) for m in snap.significant.values())
+    capped = sum(min(100, int(np.count_nonzero(m))) for m in snap.significant.values())
+    panel.set_line_budget(None)
     assert panel.lines.segment_count("shown") == sig
+    panel.set_line_budget(100)  # the strongest 100 significant lines per layer
+    assert panel.lines.segment_count("shown") == capped
+    assert f"{capped:,} of 73,024" in panel.status_text
     panel.set_connection_mode("all")
     assert panel.lines.segment_count("base") == 73024 and "All 73,024" in panel.status_text
     panel.set_connection_mode("none")

@@ -1,0 +1,137 @@
+"""Cost of the 3D scene per stroke: apply a snapshot, then render a frame. Prints one JSON object.
+
+    python benchmarks/bench_scene.py [--frames N] [--size 1280x720]
+
+Needs an X server with OpenGL. Without DISPLAY the script re-runs itself under
+``xvfb-run -a -s "-screen 0 1280x720x24 +extension GLX"`` (Debian's xvfb package), the setup the
+tests use (Mesa llvmpipe, software rendering).
+
+Measured in one run, each as the median over --frames frames, the window at --size:
+- empty_frame_ms: an empty pyqtgraph GLViewWidget, update() until frameSwapped (the baseline).
+- per model (tiny, wide) and connection mode ('significant' default, 'all'):
+  apply_ms: CPU time of ScenePanel.apply (recolour; no GL work happens there);
+  frame_ms: apply + update() + wait for frameSwapped (the user-visible cost of one stroke);
+  redraw_ms: a frame with nothing changed (camera motion, auto-rotate);
+  upload_kb: bytes uploaded to the GPU in the stroke's frame;
+  ratio_frame: frame_ms / empty_frame_ms, ratio_redraw: redraw_ms / empty_frame_ms.
+Snapshots come from the analysis engine on three built-in digits (alternated so every frame changes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _reexec_under_xvfb() -> None:
+    if os.environ.get("DISPLAY") or os.environ.get("CNNVIZ_BENCH_NO_XVFB"):
+        return
+    if shutil.which("xvfb-run") is None:
+        sys.exit("bench_scene: no DISPLAY and no xvfb-run; install Debian's xvfb or run inside an X session")
+    env = dict(os.environ, CNNVIZ_BENCH_NO_XVFB="1")
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1920x1080x24 +extension GLX", sys.executable, *sys.argv]
+    sys.exit(subprocess.call(cmd, env=env))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--size", default="1280x720")
+    args = parser.parse_args()
+    _reexec_under_xvfb()
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    os.environ.setdefault("PYOPENGL_PLATFORM", "glx")
+
+    from PySide6 import QtWidgets
+    import pyqtgraph.opengl as gl
+
+    from cnnviz_desktop.core import weights
+    from cnnviz_desktop.devtools.scene_shot import snapshot_for
+    from cnnviz_desktop.ui.scene import ScenePanel
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    width, height = (int(v) for v in args.size.lower().split("x"))
+
+    def wait_frame(view) -> None:
+        done = []
+        view.frameSwapped.connect(lambda: done.append(1))
+        view.update()
+        deadline = time.perf_counter() + 10
+        while not done and time.perf_counter() < deadline:
+            app.processEvents()
+        view.frameSwapped.disconnect()
+
+    def timed_frames(view, before=None) -> list[float]:
+        out = []
+        for i in range(args.frames + 5):
+            start = time.perf_counter()
+            if before is not None:
+                before(i)
+            wait_frame(view)
+            if i >= 5:  # warm-up: first uploads, shader compiles
+                out.append((time.perf_counter() - start) * 1e3)
+        return out
+
+    empty = gl.GLViewWidget()
+    empty.resize(width, height)
+    empty.show()
+    wait_frame(empty)
+    empty_ms = statistics.median(timed_frames(empty))
+    empty.close()
+
+    result: dict = {"size": args.size, "frames": args.frames, "renderer": None, "empty_frame_ms": round(empty_ms, 3)}
+    panel = ScenePanel()
+    if not panel.has_gl:
+        sys.exit(f"bench_scene: no OpenGL: {panel.fallback_reason}")
+    panel.resize(width, height)
+    panel.show()
+    wait_frame(panel.view)
+    from OpenGL import GL
+
+    panel.view.makeCurrent()
+    result["renderer"] = GL.glGetString(GL.GL_RENDERER).decode()
+    panel.view.doneCurrent()
+
+    for name in ("tiny", "wide"):
+        loaded = weights.load(name)
+        panel.set_model(loaded)
+        snaps = [snapshot_for(loaded, d) for d in ("seven", "one", "zero")]
+        for mode in ("significant", "all"):
+            panel.set_connection_mode(mode)
+            apply_ms: list[float] = []
+
+            def do_apply(i: int) -> None:
+                t0 = time.perf_counter()
+                panel.apply(snaps[i % 3])
+                apply_ms.append((time.perf_counter() - t0) * 1e3)
+
+            frame = timed_frames(panel.view, do_apply)
+            upload = panel.cubes.uploaded_bytes + panel.lines.uploaded_bytes + panel.filter_cells.uploaded_bytes
+            redraw = timed_frames(panel.view)
+            med = statistics.median(frame)
+            red = statistics.median(redraw)
+            result[f"{name}_{mode}"] = {
+                "cubes": panel.layout_.cube_count,
+                "edges": panel.layout_.edge_count,
+                "lines_drawn": panel.lines.segment_count("shown") + panel.lines.segment_count("base"),
+                "line_budget_per_layer": panel.line_budget,
+                "apply_ms": round(statistics.median(apply_ms[5:]), 3),
+                "frame_ms": round(med, 3),
+                "redraw_ms": round(red, 3),
+                "upload_kb": round(upload / 1024, 1),
+                "ratio_frame": round(med / empty_ms, 2),
+                "ratio_redraw": round(red / empty_ms, 2),
+            }
+    panel.close()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
