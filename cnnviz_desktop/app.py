@@ -119,9 +119,12 @@ class Application(QObject):
             self.worker.stop()
 
     def close(self) -> None:
-        """Close the window and stop the worker (tests and embedding)."""
+        """Close the window, stop the worker and release both (tests and embedding)."""
         self.window.close()
         self.shutdown()
+        self.window.deleteLater()
+        if self.worker is not None:
+            self.worker.deleteLater()
 
 
 class SelfTest(QObject):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen  # noqa: F401
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..core.canvas import CanvasModel
+from .qimage import to_qimage
 
 BACKGROUND = QColor(12, 14, 18)
 GRID_PEN = QColor(255, 255, 255, 22)
@@ -71,9 +72,8 @@ class CanvasWidget(QWidget):
         if rgba is None:
             self._overlay, self._overlay_buffer = None, None
         else:
-            self._overlay_buffer = np.ascontiguousarray(rgba, dtype=np.uint8)
-            h, w = self._overlay_buffer.shape[:2]
-            self._overlay = QImage(self._overlay_buffer.data, w, h, w * 4, QImage.Format.Format_RGBA8888)
+            self._overlay_buffer = np.array(rgba, dtype=np.uint8)
+            self._overlay = to_qimage(self._overlay_buffer)
         self.update()
 
     def set_overlay_opacity(self, opacity: float) -> None:
@@ -104,8 +104,7 @@ class CanvasWidget(QWidget):
         painter.fillRect(self.rect(), BACKGROUND)
         rect = self.grid_rect()
         pixels = self.model.pixels
-        gray = np.ascontiguousarray((pixels * 255.0 + 0.5).astype(np.uint8))
-        image = QImage(gray.data, gray.shape[1], gray.shape[0], gray.shape[1], QImage.Format.Format_Grayscale8)
+        image = to_qimage((pixels * 255.0 + 0.5).astype(np.uint8))
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         painter.drawImage(rect, image)
         if self._overlay is not None:

@@ -39,9 +39,12 @@ drawing grid.</li>
 exactly those cells feed the classifier: every coloured cell really reaches the output. Each cell covers a
 patch of the input, so the map is coarse.</li>
 <li><b>B</b> shows both channels together (their sum: the tug-of-war); <b>0</b>&ndash;<b>9</b> isolate one channel
-(C / Shift+C step through them). The tiny network has only two channels in that layer, so it must build every
-digit from two feature maps; one often acts as a vertical-stroke detector and the other as a curve detector. A
-single channel's map is all red or all blue, because after ReLU its cells are never negative and one gradient
+(C / Shift+C step
+through them). The tiny network has only two channels in that layer, so it must build every digit from two
+feature maps. In the shipped tiny network one of them mostly answers to <i>blank paper</i>: it is high where
+there is no ink, so a red area over empty cells means 'the absence of ink here speaks for this digit' (a 7 is
+a 7 partly because its lower left is empty). A single channel's map is all red or all blue, because after ReLU
+its cells are never negative and one gradient
 weight scales the whole map.</li>
 <li>Click a bar (or <b>Ctrl+0</b>&ndash;<b>Ctrl+9</b>) to explain another digit: 'why 3?' even when the network says
 8. Click it again (or <b>P</b>) to go back to the prediction.</li>

@@ -135,8 +135,20 @@ class MainWindow(QMainWindow):
         self.help_dock.setObjectName("HelpDock")
         self.help_dock.setWidget(how_to_use_widget())
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.help_dock)
-        self.help_dock.hide()
-        self.resizeDocks([self.canvas_dock, self.prob_dock], [420, 340], Qt.Orientation.Horizontal)
+        self.splitDockWidget(self.prob_dock, self.help_dock, Qt.Orientation.Vertical)
+        self._default_dock_sizes()
+
+    def _default_dock_sizes(self) -> None:
+        """Side panels at a useful size, the 3D scene taking the rest (used until the user resizes)."""
+        if self._presentation:
+            side = max(240, self.width() // 4)
+            self.resizeDocks([self.canvas_dock, self.prob_dock], [side + 20, side], Qt.Orientation.Horizontal)
+            return
+        width = max(self.width(), 1200)
+        side = max(300, min(460, width // 4))
+        self.resizeDocks([self.canvas_dock, self.prob_dock], [side + 40, side], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.prob_dock, self.help_dock], [max(240, self.height() // 3), self.height()],
+                         Qt.Orientation.Vertical)
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False,
                 single_key: bool = False) -> QAction:
@@ -335,7 +347,8 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1400, 860)
         state = s.value("window/state")
-        if isinstance(state, QByteArray) and not state.isEmpty():
+        self._restored_state = isinstance(state, QByteArray) and not state.isEmpty()
+        if self._restored_state:
             self.restoreState(state)
         self.opacity_slider.setValue(int(s.value("overlay/opacity", 75)))
         self.brush_slider.setValue(int(s.value("canvas/brush", int(self.canvas.model.radius * 10))))
@@ -381,7 +394,7 @@ class MainWindow(QMainWindow):
         if self.scene is None:
             from .scene import ScenePanel
 
-            self.scene = ScenePanel(gl=self._gl)
+            self.scene = ScenePanel(gl=None if self._gl else False)
             self.scene.neuron_picked.connect(self._on_neuron_picked)
             self.scene.status_text_changed.connect(self.scene_label.setText)
             view = getattr(self.scene, "view", None)
@@ -389,6 +402,9 @@ class MainWindow(QMainWindow):
                 view.frameSwapped.connect(self._on_frame_swapped)
             self.setCentralWidget(self.scene)
             self._placeholder = None
+            self.scene.setMinimumSize(360, 300)
+            if not self._restored_state:
+                QTimer.singleShot(0, self._default_dock_sizes)
             self.scene.set_connection_mode(self._connection_mode)
             self.scene.set_palette(self._palette)
             self.scene.set_presentation(self._presentation)
@@ -557,15 +573,26 @@ class MainWindow(QMainWindow):
             self._saved_geometry = self.saveGeometry()
             font = QFont(self._normal_font)
             font.setPointSizeF(self._normal_font.pointSizeF() * 1.6)
-            app.setFont(font)
+            app.setFont(font)  # dialogs
+            self.setFont(font)  # this window and its children, at once
             self.setStyleSheet(PRESENTATION_STYLE)
+            # The bars need the whole right column on a projector; the help text returns afterwards.
+            self._help_was_visible = self.help_dock.isVisible()
+            self.help_dock.hide()
+            # Without a window manager showFullScreen() alone keeps the old size: set it explicitly.
+            screen = self.screen() or QApplication.primaryScreen()
+            if screen is not None:
+                self.setGeometry(screen.geometry())
             self.showFullScreen()
+            QTimer.singleShot(0, self._default_dock_sizes)
         else:
             app.setFont(self._normal_font)
+            self.setFont(self._normal_font)
             self.setStyleSheet("")
             self.showNormal()
             if getattr(self, "_saved_geometry", None) is not None:
                 self.restoreGeometry(self._saved_geometry)
+            self.help_dock.setVisible(getattr(self, "_help_was_visible", True))
         self.act_presentation.blockSignals(True)
         self.act_presentation.setChecked(on)
         self.act_presentation.blockSignals(False)

@@ -69,6 +69,10 @@ class ProbabilityPanel(QWidget):
         self._refresh()
 
     def _apply_fonts(self) -> None:
+        # Headroom above a 100% bar for its value label.
+        self.plot.setYRange(0, 1.25 if self._large else 1.12, padding=0)
+        # On a projector the values printed on the bars say it all; the axis would squeeze the digits.
+        self.plot.getPlotItem().showAxis("left", not self._large)
         font = QFont(self.font())
         font.setPointSizeF(font.pointSizeF() * (1.7 if self._large else 1.0))
         for axis in ("bottom", "left"):

@@ -24,6 +24,7 @@ from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 from ..core import colors  # noqa: E402
 from ..core.architecture import Architecture  # noqa: E402
 from ..core.layout import SceneLayout, layout  # noqa: E402
+from .qimage import to_qimage  # noqa: E402
 
 CONNECTION_MODES = ("significant", "all", "none")
 PRESET_VIEWS = {  # name -> (azimuth, elevation) in pyqtgraph's degrees
@@ -421,6 +422,7 @@ class ScenePanel(QtWidgets.QWidget):
             raise ValueError(f"view must be one of {tuple(PRESET_VIEWS)}, got {name!r}")
         if self.view is None or self.layout_ is None:
             return
+        self._framed_view = name
         azimuth, elevation = PRESET_VIEWS[name]
         center, distance = self._frame(azimuth, elevation)
         self.view.opts["fov"] = FOV
@@ -505,7 +507,15 @@ class ScenePanel(QtWidgets.QWidget):
             self.view.orbit(AUTO_ROTATE_DEG, 0.0)
 
     def _on_interacted(self) -> None:
-        pass  # the window owns the auto-rotate toggle; dragging while it runs simply adds to it
+        # The user placed the camera: resizing the window must not undo that.
+        self._framed_view = None
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        # Until the user moves the camera, keep the network framed to the area it actually has
+        # (the first framing happens before the window's layout has settled).
+        if getattr(self, "_framed_view", None) and not self._rotate_timer.isActive():
+            self.preset_view(self._framed_view)
 
     # ------------------------------------------------------------------ picking
     def pick(self, x: float, y: float) -> int | None:
@@ -677,8 +687,7 @@ class ScenePanel(QtWidgets.QWidget):
                 painter.setPen(QtGui.QColor(160, 164, 175))
                 painter.drawText(QtCore.QPointF(x + bar_h * 1.9, y + bar_h), "0")
                 bar_x = x + bar_h * 3.2
-            image = QtGui.QImage(np.ascontiguousarray(lut[None, :, :]).data, lut.shape[0], 1, lut.shape[0] * 4,
-                                 QtGui.QImage.Format.Format_RGBA8888)
+            image = to_qimage(lut[None, :, :])
             painter.drawImage(QtCore.QRectF(bar_x, y, bar_w, bar_h), image)
             y += bar_h + 6 * scale
         painter.setPen(QtGui.QPen(QtGui.QColor(*colors.INSIGNIFICANT[:3].tolist()), 2))
