@@ -20,4 +20,5 @@ def test_void_calls_keep_none_alive(qtbot):
         bar.showMessage("x", 100)
         window.setWindowTitle("t")
     gc.collect()
-    assert sys.getrefcount(None) >= before - 10
+    # 6.12.0 loses about 1,000 here; a few dozen come and go with unrelated objects.
+    assert sys.getrefcount(None) >= before - 100
