@@ -211,6 +211,43 @@ class SelfTest(QObject):
         self.owner.qapp.quit()
 
 
+def install_exception_hook(owner: Application) -> None:
+    """An unexpected exception in a Qt slot must not leave a silent, half-working window (or a
+    self-test that never exits): log the traceback to a file, tell the user in one sentence, keep
+    the drawing. In --self-test the run fails at once with a non-zero exit code."""
+    import traceback
+
+    shown = {"dialog": False}
+
+    def hook(kind, value, tb) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            owner.qapp.quit()
+            return
+        text = "".join(traceback.format_exception(kind, value, tb))
+        log = None
+        try:
+            from .core.userdata import ensure_user_data_dir
+
+            log = ensure_user_data_dir() / "error.log"
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{text}")
+        except Exception:  # the log is a courtesy; never fail while reporting a failure
+            log = None
+        where = f" (details in {log})" if log else ""
+        print(f"error: unexpected {kind.__name__}: {value}{where}", file=sys.stderr)
+        if owner.args.self_test:
+            owner.exit_code = 1
+            owner.qapp.quit()
+        elif not shown["dialog"]:
+            shown["dialog"] = True
+            QMessageBox.warning(owner.window, "Something went wrong",
+                                f"CNNViz hit an unexpected error: {value}{where}.\n\nYour drawing is kept; "
+                                f"if the window misbehaves, save your drawing (Ctrl+S) and restart.")
+            shown["dialog"] = False
+
+    sys.excepthook = hook
+
+
 def run(args: argparse.Namespace) -> int:
     QApplication.setOrganizationName("CNNViz")
     QApplication.setApplicationName("CNNViz Desktop")
@@ -220,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
     owner = Application(args, app)
+    install_exception_hook(owner)
     owner.start()
     code = app.exec()
     owner.shutdown()

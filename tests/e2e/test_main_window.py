@@ -183,3 +183,21 @@ def test_no_gl_still_draws_and_predicts(start_app, qtbot):
     snap = settle(qtbot, window)
     assert snap.predicted == 1 and window.canvas._overlay is not None
     assert not window.scene.has_gl and "without OpenGL" in window.scene.fallback_reason
+
+
+def test_self_test_fails_fast_on_an_unexpected_exception(tmp_path):
+    """A bug inside a Qt slot makes --self-test exit non-zero with one line, not hang."""
+    script = (
+        "import sys\n"
+        "from cnnviz_desktop.ui import main_window\n"
+        "def broken(self, snapshot):\n"
+        "    raise RuntimeError('injected failure')\n"
+        "main_window.MainWindow.apply_snapshot = broken\n"
+        "from cnnviz_desktop.__main__ import main\n"
+        "sys.exit(main(['--self-test']))\n"
+    )
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), CNNVIZ_USER_DATA=str(tmp_path / "data"))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 1
+    assert "injected failure" in result.stderr and "Traceback" not in result.stderr
+    assert "injected failure" in (tmp_path / "data" / "error.log").read_text()
