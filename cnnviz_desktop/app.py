@@ -74,6 +74,8 @@ class Application(QObject):
         self.window.model_requested.connect(self.loader.load)
         self.qapp.aboutToQuit.connect(self.shutdown)
         self.first_model_at: float | None = None
+        self.first_frame_at: float | None = None
+        self.window.snapshot_applied.connect(self._on_first_snapshot)
 
     def start(self) -> None:
         if self.args.presentation:
@@ -99,6 +101,19 @@ class Application(QObject):
             self.first_model_at = process_uptime()
             if self.args.self_test:
                 SelfTest(self).start()
+
+    def _on_first_snapshot(self, snapshot) -> None:
+        """Start-up is over when the first analysed frame is on screen (the next GL frame swap)."""
+        self.window.snapshot_applied.disconnect(self._on_first_snapshot)
+        scene = self.window.scene
+        if scene is not None and getattr(scene, "has_gl", False):
+            scene.frame_rendered.connect(self._on_first_frame)
+        else:
+            self.first_frame_at = process_uptime()
+
+    def _on_first_frame(self) -> None:
+        self.window.scene.frame_rendered.disconnect(self._on_first_frame)
+        self.first_frame_at = process_uptime()
 
     def _on_model_failed(self, name: str, message: str) -> None:
         if self.args.self_test:
@@ -187,7 +202,8 @@ class SelfTest(QObject):
             "probabilities": [round(float(p), 5) for p in snap.probabilities] if not snap.empty else None,
             "analysis_ms": round(sum(snap.timings.values()), 3) if snap.timings else None,
             "seconds_to_window": round(self.owner.window_visible_at, 3),
-            "seconds_to_first_frame": round(process_uptime(), 3),
+            "seconds_to_first_frame": round(self.owner.first_frame_at or process_uptime(), 3),
+            "seconds_to_drawn_digit_frame": round(process_uptime(), 3),
             "gl": bool(getattr(self.window.scene, "has_gl", False)),
             "presentation": self.window.presentation,
         }
