@@ -130,6 +130,10 @@ def test_shortcut_overlay_opens_and_closes(start_app, qtbot):
     assert window.overlay.isVisible()
     qtbot.keyClick(window.overlay, Qt.Key.Key_Escape)
     assert not window.overlay.isVisible()
+    qtbot.keyClick(window.canvas, "?")
+    assert window.overlay.isVisible()
+    qtbot.keyClick(window.overlay, Qt.Key.Key_Escape)
+    assert not window.overlay.isVisible()
 
 
 def test_switch_model_rebuilds_and_keeps_drawing(start_app, qtbot):
