@@ -396,6 +396,7 @@ class MainWindow(QMainWindow):
 
             self.scene = ScenePanel(gl=None if self._gl else False)
             self.scene.neuron_picked.connect(self._on_neuron_picked)
+            self.scene.neuron_hovered.connect(self._on_neuron_hovered)
             self.scene.status_text_changed.connect(self.scene_label.setText)
             view = getattr(self.scene, "view", None)
             if view is not None and hasattr(view, "frameSwapped"):
@@ -743,6 +744,10 @@ class MainWindow(QMainWindow):
             self.canvas.set_highlight(None)
             return
         self.canvas.set_highlight(placement.box_to_canvas(box))
+
+    def _on_neuron_hovered(self, layer: str, index: tuple, value: float) -> None:
+        if layer:
+            self.statusBar().showMessage(f"{layer} {tuple(index)}: {value:.3f}  (click to trace it)", 3000)
 
     def _on_frame_swapped(self) -> None:
         self._frames.append(time.perf_counter())

@@ -205,3 +205,25 @@ def test_self_test_fails_fast_on_an_unexpected_exception(tmp_path):
     assert result.returncode == 1
     assert "injected failure" in result.stderr and "Traceback" not in result.stderr
     assert "injected failure" in (tmp_path / "data" / "error.log").read_text()
+
+
+def test_clicking_a_neuron_outlines_its_receptive_field(start_app, qtbot):
+    from PySide6.QtCore import QPoint
+
+    from cnnviz_desktop.core.architecture import describe, receptive_field
+
+    window = start_app().window
+    drag(window.canvas, ring())
+    settle(qtbot, window)
+    scene = window.scene
+    qtbot.waitSignal(scene.view.frameSwapped, timeout=10_000, raising=False)
+    x, y = scene.screen_position("pool2", (0, 2, 2))
+    with qtbot.waitSignal(scene.neuron_picked, timeout=10_000) as picked:
+        qtbot.mouseClick(scene.view, Qt.MouseButton.LeftButton, pos=QPoint(round(x), round(y)))
+    layer, index, _ = picked.args
+    assert layer == "pool2" and tuple(index) == (0, 2, 2)
+    box = receptive_field(describe(window.loaded.arch), layer, tuple(index))
+    assert window.canvas._highlight == window.snapshot.placement.box_to_canvas(box)
+    r0, c0, r1, c1 = window.canvas._highlight
+    assert 0 <= r0 < r1 <= 28 and 0 <= c0 < c1 <= 28
+    assert f"{layer} {tuple(index)}" in window.statusBar().currentMessage()
