@@ -41,11 +41,26 @@ def configure_environment() -> None:
         os.environ.setdefault("PYOPENGL_PLATFORM", "glx")
 
 
+def prewarm_torch() -> None:
+    """Start importing torch (about 2-3 s) on a background thread now, while Qt builds the window on this
+    one; the model loader then finds it (nearly) ready. Import errors surface later, in the loader."""
+    import threading
+
+    def work() -> None:
+        try:
+            from .core import weights  # noqa: F401  (imports torch and safetensors)
+        except Exception:  # reported properly when the loader imports it again
+            pass
+
+    threading.Thread(target=work, name="cnnviz-torch-prewarm", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.screenshot and not args.self_test:
         parser().error("--screenshot needs --self-test")
     configure_environment()
+    prewarm_torch()
     from .app import run
 
     return run(args)
