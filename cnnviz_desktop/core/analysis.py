@@ -240,6 +240,16 @@ def kth_largest(magnitude: np.ndarray, k: int) -> np.ndarray:
     return tops[k - 1]
 
 
+def _at_least(magnitude: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """(n * F,) bool: magnitude (n, F) >= threshold (n,) of its row. With short rows numpy's
+    broadcasting runs one inner loop per row (measured 2.5x slower at F = 9 than repeating the
+    thresholds and comparing two flat arrays)."""
+    n, fan_in = magnitude.shape
+    if fan_in < 32:
+        return magnitude.reshape(-1) >= np.repeat(threshold, fan_in)
+    return (magnitude >= threshold[:, None]).reshape(-1)
+
+
 def significant_mask(values: np.ndarray, fan_in: int, top_k: int, floor: float) -> np.ndarray:
     """(E,) bool: |c| within the top_k of its destination's fan_in edges (ties at the k-th value
     kept), |c| >= floor * max|c| over the whole array, and c != 0. values: (E,), E = n_dst * fan_in."""
@@ -250,9 +260,10 @@ def significant_mask(values: np.ndarray, fan_in: int, top_k: int, floor: float) 
     # One threshold per destination: the floor (at least the smallest normal float, so c != 0) and
     # the k-th largest |c| of that destination.
     threshold = np.float32(max(max(floor, 0.0) * largest, float(np.finfo(np.float32).tiny)))
-    if top_k < fan_in:
-        threshold = np.maximum(kth_largest(magnitude, top_k), threshold)[:, None]
-    return (magnitude >= threshold).reshape(-1)
+    if top_k >= fan_in:
+        return (magnitude >= threshold).reshape(-1)
+    kth = kth_largest(magnitude, top_k)
+    return _at_least(magnitude, np.maximum(kth, threshold))
 
 
 # ----------------------------------------------------------------------------------------------

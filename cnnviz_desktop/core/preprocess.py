@@ -8,7 +8,8 @@ far more accuracy than any model choice (ARCHITECTURE.md section 5).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -32,14 +33,14 @@ class Preprocessed:
     """A canvas prepared for the network.
 
     image: (28, 28) float32 in [0, 1], MNIST-style.
-    tensor: (1, 1, 28, 28) float32, normalised.
+    tensor: (1, 1, 28, 28) float32, normalised (a property, made from ``image`` on first use: the
+    analysis engine never needs it, a torch model does).
     Placement of the digit, for mapping 28x28 maps back onto the canvas: the ink's bounding box on the
     canvas starts at (top, left), was scaled by (scale_y, scale_x) and its top-left placed at
     (offset_y, offset_x) in the 28x28 image.
     """
 
     image: np.ndarray
-    tensor: torch.Tensor
     canvas_shape: tuple[int, int]
     top: int
     left: int
@@ -47,6 +48,16 @@ class Preprocessed:
     scale_x: float
     offset_y: int
     offset_x: int
+    _tensor: torch.Tensor | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        """(1, 1, 28, 28) float32, normalised; computed once, on first access."""
+        tensor = self._tensor
+        if tensor is None:
+            tensor = normalise(self.image)
+            object.__setattr__(self, "_tensor", tensor)
+        return tensor
 
     def box_to_canvas(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """A block of 28x28 input pixels (row0, col0, row1, col1; end exclusive) -> the canvas cells it
@@ -88,6 +99,55 @@ def normalise(image: np.ndarray) -> torch.Tensor:
     return ((t - MNIST_MEAN) / MNIST_STD)[:, None]
 
 
+@lru_cache(maxsize=512)
+def _aa_weights(in_size: int, out_size: int) -> np.ndarray:
+    """(out_size, in_size) float32 matrix of torch's anti-aliased bilinear resize along one axis
+    (``F.interpolate(mode='bilinear', antialias=True, align_corners=False)``, PIL's scheme: a
+    triangle filter stretched by in/out when shrinking, normalised per output pixel).
+
+    Read off torch itself by resizing an identity matrix, so the weights are torch's to the last
+    bit (recomputing them in numpy differs by an ulp here and there). Read-only, cached.
+    """
+    eye = torch.eye(in_size, dtype=torch.float32)[None, None]
+    with torch.no_grad():
+        resized = F.interpolate(eye, size=(in_size, out_size), mode="bilinear", antialias=True,
+                                align_corners=False)
+    matrix = np.ascontiguousarray(resized[0, 0].numpy().T)
+    matrix.setflags(write=False)
+    return matrix
+
+
+@lru_cache(maxsize=512)
+def _resize_matrices(h: int, w: int, new_h: int, new_w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Wy (new_h, h), Wx^T (w, new_w)): resized = Wy @ (crop @ Wx^T) is torch's anti-aliased
+    bilinear F.interpolate of an (h, w) crop to (new_h, new_w), up to float32 rounding.
+
+    torch resizes the width first, then the height, and on an image one pixel wide (new_w == 1)
+    its height pass gives EVERY output row the filter of row 0 (torch 2.x: a thin vertical stroke
+    becomes a uniform bar). That is reproduced so that preprocessing keeps matching torch.
+    """
+    wy = _aa_weights(h, new_h)
+    if new_w == 1 and new_h != h:
+        wy = np.ascontiguousarray(np.broadcast_to(wy[:1], wy.shape))
+        wy.setflags(write=False)
+    wx_t = np.ascontiguousarray(_aa_weights(w, new_w).T)
+    wx_t.setflags(write=False)
+    return wy, wx_t
+
+
+def resize_antialiased(crop: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
+    """(h, w) float32 -> (new_h, new_w) float32, equal to torch's ``F.interpolate(mode='bilinear',
+    antialias=True, align_corners=False)`` within ~3e-6 (measured; float32 rounding order), as two
+    small matrix products with cached weights instead of a torch call.
+
+    Width first, like torch: the rounding then differs least, which matters only where the centre
+    of mass of a symmetric digit sits exactly half-way between two integer placements.
+    """
+    h, w = crop.shape
+    wy, wx_t = _resize_matrices(h, w, new_h, new_w)
+    return wy @ (crop @ wx_t)
+
+
 def preprocess(canvas: np.ndarray) -> Preprocessed | None:
     """Canvas (H, W) float in [0, 1], light digit on dark -> :class:`Preprocessed`, or None if empty.
 
@@ -97,21 +157,22 @@ def preprocess(canvas: np.ndarray) -> Preprocessed | None:
     array = np.asarray(canvas, dtype=np.float32)
     if array.ndim != 2 or min(array.shape) < 1:
         raise CnnvizError(f"a canvas must be a 2-D image, got shape {array.shape}")
-    array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0).clip(0.0, 1.0)
+    # Ink is decided on the raw values: NaN and -inf compare False, +inf and values above 1 count
+    # as ink exactly as they would after the clean-up below, which then only touches the crop.
     ink = array > INK_THRESHOLD
-    if not ink.any():
-        return None
     rows = np.flatnonzero(ink.any(axis=1))
-    cols = np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(ink[rows[0]:rows[-1] + 1].any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     crop = array[top:bottom, left:right]
+    # NaN -> 0, +inf -> 1, -inf -> 0, then clip to [0, 1] (a new array: the canvas is not touched).
+    crop = np.where(crop > 0.0, np.minimum(crop, np.float32(1.0)), np.float32(0.0))
     h, w = crop.shape
     factor = BOX / max(h, w)
     new_h, new_w = max(1, round(h * factor)), max(1, round(w * factor))
-    resized = F.interpolate(
-        torch.from_numpy(np.ascontiguousarray(crop))[None, None], size=(new_h, new_w),
-        mode="bilinear", antialias=True, align_corners=False,
-    )[0, 0].clamp_(0.0, 1.0).numpy()
+    resized = resize_antialiased(crop, new_h, new_w)
+    np.clip(resized, 0.0, 1.0, out=resized)
     mass = float(resized.sum())
     ys, xs = np.arange(new_h, dtype=np.float32), np.arange(new_w, dtype=np.float32)
     cy = float(resized.sum(axis=1) @ ys) / mass
@@ -124,7 +185,6 @@ def preprocess(canvas: np.ndarray) -> Preprocessed | None:
     image[y0:y1, x0:x1] = resized[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
     return Preprocessed(
         image=image,
-        tensor=normalise(image),
         canvas_shape=(array.shape[0], array.shape[1]),
         top=int(top), left=int(left),
         scale_y=new_h / h, scale_x=new_w / w,

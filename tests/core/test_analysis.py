@@ -392,3 +392,33 @@ def test_core_imports_no_qt_and_analysis_no_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def reference_significant(values: np.ndarray, fan_in: int, top_k: int, floor: float) -> np.ndarray:
+    """The contract spelled out with a full sort, one destination at a time."""
+    mag = np.abs(values.astype(np.float64)).reshape(-1, fan_in)
+    largest = mag.max() if mag.size else 0.0
+    out = np.zeros(mag.shape, bool)
+    if top_k <= 0 or largest <= 0:
+        return out.reshape(-1)
+    for r, row in enumerate(mag):
+        kth = np.sort(row)[::-1][min(top_k, fan_in) - 1]
+        out[r] = (row >= kth) & (row >= floor * largest) & (row != 0)
+    return out.reshape(-1)
+
+
+@pytest.mark.parametrize("fan_in,rows", [(4, 1352), (9, 5408), (9, 60), (22, 10), (50, 22), (72, 242), (400, 64)])
+def test_significant_mask_matches_a_reference(fan_in, rows):
+    rng = np.random.default_rng(fan_in * 1000 + rows)
+    for trial in range(3):
+        if trial == 0:
+            values = rng.integers(-4, 5, size=rows * fan_in).astype(np.float32)  # ties and zeros everywhere
+        elif trial == 1:
+            values = (rng.standard_normal(rows * fan_in) * (rng.random(rows * fan_in) > 0.5)).astype(np.float32)
+        else:
+            values = np.repeat(rng.standard_normal(rows).astype(np.float32), fan_in)  # whole rows tied
+        for top_k in (1, 2, 3, 4, fan_in):
+            for floor in (0.0, 0.05, 0.5):
+                got = significant_mask(values, fan_in, top_k, floor)
+                assert got.dtype == bool and got.shape == values.shape
+                assert np.array_equal(got, reference_significant(values, fan_in, top_k, floor)), (trial, top_k, floor)
