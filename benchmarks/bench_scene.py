@@ -7,12 +7,17 @@ Needs an X server with OpenGL. Without DISPLAY the script re-runs itself under
 tests use (Mesa llvmpipe, software rendering).
 
 Measured in one run, each as the median over --frames frames, the window at --size:
-- empty_frame_ms: an empty pyqtgraph GLViewWidget, update() until frameSwapped (the baseline).
+- empty_frame_ms: an empty pyqtgraph GLViewWidget, update() until frameSwapped (the baseline),
+  measured around every block below (that block's ratios use its own baseline) and overall.
 - per model (tiny, wide) and connection mode ('significant' default, 'all'):
   apply_ms: CPU time of ScenePanel.apply (recolour; no GL work happens there);
   frame_ms: apply + update() + wait for frameSwapped (the user-visible cost of one stroke);
-  redraw_ms: a frame with nothing changed (camera motion, auto-rotate);
+  redraw_ms: a frame with nothing changed (an expose, a hover);
+  orbit_ms: a frame after the camera orbited 0.35 degrees (auto-rotate, a drag): in 'all' mode this
+    is the one frame that draws every grey line again (a stroke reuses them, see LineBatch);
   upload_kb: bytes uploaded to the GPU in the stroke's frame;
+  lines_drawn: significant lines drawn (the per-layer budget, line_budget_per_layer, follows the view's
+    diagonal: 1000 at 1600x1000, 800 at 1280x720) plus, in 'all' mode, every other edge;
   ratio_frame: frame_ms / empty_frame_ms, ratio_redraw: redraw_ms / empty_frame_ms.
 Snapshots come from the analysis engine on three built-in digits (alternated so every frame changes).
 """
@@ -68,25 +73,34 @@ def main() -> None:
             app.processEvents()
         view.frameSwapped.disconnect()
 
-    def timed_frames(view, before=None) -> list[float]:
+    def timed_frames(view, before=None, frames: int | None = None, warmup: int = 5) -> list[float]:
         out = []
-        for i in range(args.frames + 5):
+        for i in range((frames or args.frames) + warmup):
             start = time.perf_counter()
             if before is not None:
                 before(i)
             wait_frame(view)
-            if i >= 5:  # warm-up: first uploads, shader compiles
+            if i >= warmup:  # warm-up: first uploads, shader compiles
                 out.append((time.perf_counter() - start) * 1e3)
         return out
 
     empty = gl.GLViewWidget()
     empty.resize(width, height)
-    empty.show()
-    wait_frame(empty)
-    empty_ms = statistics.median(timed_frames(empty))
-    empty.close()
+    empty_runs: list[float] = []
 
-    result: dict = {"size": args.size, "frames": args.frames, "renderer": None, "empty_frame_ms": round(empty_ms, 3)}
+    def empty_frames() -> list[float]:
+        """Frames of the empty view, shown alone (the panel hidden) for a moment."""
+        panel.hide()
+        empty.show()
+        wait_frame(empty)
+        out = timed_frames(empty, frames=max(5, args.frames // 2), warmup=3)
+        empty.hide()
+        panel.show()
+        wait_frame(panel.view)
+        empty_runs.extend(out)
+        return out
+
+    result: dict = {"size": args.size, "frames": args.frames, "renderer": None, "empty_frame_ms": None}
     panel = ScenePanel()
     if not panel.has_gl:
         sys.exit(f"bench_scene: no OpenGL: {panel.fallback_reason}")
@@ -112,9 +126,16 @@ def main() -> None:
                 panel.apply(snaps[i % 3])
                 apply_ms.append((time.perf_counter() - t0) * 1e3)
 
+            # The empty baseline is measured right before and after each block (the load of a shared
+            # machine drifts; one baseline at the start made the ratios swing by +-40%).
+            empty_block = empty_frames()
             frame = timed_frames(panel.view, do_apply)
             upload = panel.cubes.uploaded_bytes + panel.lines.uploaded_bytes + panel.filter_cells.uploaded_bytes
             redraw = timed_frames(panel.view)
+            orbit = timed_frames(panel.view, lambda i: panel.view.orbit(0.35, 0.0), max(3, args.frames // 5), 1)
+            panel.reset_view()
+            empty_block += empty_frames()
+            empty_ms = statistics.median(empty_block)
             med = statistics.median(frame)
             red = statistics.median(redraw)
             result[f"{name}_{mode}"] = {
@@ -125,11 +146,15 @@ def main() -> None:
                 "apply_ms": round(statistics.median(apply_ms[5:]), 3),
                 "frame_ms": round(med, 3),
                 "redraw_ms": round(red, 3),
+                "orbit_ms": round(statistics.median(orbit), 3),
                 "upload_kb": round(upload / 1024, 1),
+                "empty_frame_ms": round(empty_ms, 3),
                 "ratio_frame": round(med / empty_ms, 2),
                 "ratio_redraw": round(red / empty_ms, 2),
             }
     panel.close()
+    empty.close()
+    result["empty_frame_ms"] = round(statistics.median(empty_runs), 3)
     print(json.dumps(result))
 
 

@@ -37,8 +37,13 @@ FOV = 30.0
 CLICK_SLOP = 4  # pixels a press may move and still count as a click
 AUTO_ROTATE_MS = 33
 AUTO_ROTATE_DEG = 0.35
-DEFAULT_LINE_BUDGET = 1000  # significant lines drawn per layer at most (the strongest): see _drawn_edges
-FADE_ABOVE = 800  # drawn lines per layer above which the layer's lines fade (see _recolor)
+# Significant lines drawn per layer at most (the strongest) in a view of BUDGET_REFERENCE_VIEW. Each
+# long line costs ~5 us on a software renderer (input -> conv1 alone has ~16k significant ones); 700
+# keeps the fans as readable as 1000 did (the strongest lines, less wash over the maps behind them).
+DEFAULT_LINE_BUDGET = 700
+BUDGET_REFERENCE_VIEW = (1600, 1000)  # this size; 'auto' scales it with the view's diagonal (see _auto_budget)
+BUDGET_LIMITS = (250, 2000)
+FADE_ABOVE = 800  # drawn lines per layer (at the reference size) above which the layer's lines fade
 
 
 def gl_unavailable_reason() -> str | None:
@@ -156,7 +161,8 @@ class ScenePanel(QtWidgets.QWidget):
         self._contrib = np.zeros(0, dtype=np.float32)
         self._edge_norm = np.zeros(0, dtype=np.float32)
         self._significant = np.zeros(0, dtype=bool)
-        self.line_budget = DEFAULT_LINE_BUDGET
+        self.line_budget = DEFAULT_LINE_BUDGET  # the per-layer budget in effect (0: no limit)
+        self._budget_auto = True
         self.cube_style = cube_style
 
         reason = None
@@ -197,7 +203,9 @@ class ScenePanel(QtWidgets.QWidget):
         self.filter_cells = InstancedBoxes(aspect=(1.0, 0.25, 1.0), style=self.cube_style)
         self.lines = LineBatch()
         self.overlay = OverlayItem()
-        self.overlay.draw_2d = self._draw_panels
+        self.lines.occluders = [self.cubes, self.filter_cells]  # for the cached 'all' layer
+        self._dirty_panels = {"status", "legend", "info"}
+        self.overlay.before_paint = self._render_panels
         for item in (self.cubes, self.filter_cells, self.lines, self.overlay):
             self.view.addItem(item)
         self.view.frameSwapped.connect(self.frame_rendered)
@@ -314,7 +322,7 @@ class ScenePanel(QtWidgets.QWidget):
                 drawn = int(np.count_nonzero(snap.significant[name]))
                 if self.line_budget:
                     drawn = min(drawn, self.line_budget)
-                density = math.sqrt(FADE_ABOVE / max(1, drawn))
+                density = math.sqrt(FADE_ABOVE * self._density_scale() / max(1, drawn))
                 self._edge_alpha[sl] = 255.0 * min(1.0, max(0.1, density))
                 np.multiply(c, np.float32(1.0 / m) if m > 0 else np.float32(0.0), out=self._edge_norm[sl])
         self._update_lines()
@@ -369,18 +377,45 @@ class ScenePanel(QtWidgets.QWidget):
             parts.append(idx + sl.start)
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-    def set_line_budget(self, per_layer: int | None) -> None:
-        """Draw at most this many significant lines per layer (the strongest); None or 0: all of them."""
-        self.line_budget = int(per_layer or 0)
-        if self.layout_ is not None:
-            self._update_lines()
+    def set_line_budget(self, per_layer: int | str | None) -> None:
+        """Draw at most this many significant lines per layer (the strongest); None or 0: all of them;
+        'auto' (the default): DEFAULT_LINE_BUDGET scaled with the view's size (see _auto_budget)."""
+        self._budget_auto = per_layer == "auto"
+        budget = self._auto_budget() if self._budget_auto else int(per_layer or 0)
+        if budget != self.line_budget:
+            self.line_budget = budget
+            if self.layout_ is not None:
+                self._recolor()
+
+    def _view_size(self) -> tuple[int, int]:
+        """The GL view's size in pixels (the reference size while the view is not laid out yet)."""
+        if self.view is None:
+            return BUDGET_REFERENCE_VIEW
+        width, height = self.view.width(), self.view.height()
+        return (width, height) if width >= 50 and height >= 50 else BUDGET_REFERENCE_VIEW
+
+    def _density_scale(self) -> float:
+        """View diagonal / reference diagonal: how many more lines the view holds at the same density."""
+        width, height = self._view_size()
+        ref_w, ref_h = BUDGET_REFERENCE_VIEW
+        return math.hypot(width, height) / math.hypot(ref_w, ref_h)
+
+    def _auto_budget(self) -> int:
+        """DEFAULT_LINE_BUDGET at the reference view size, proportional to the view's diagonal otherwise.
+
+        A line covers pixels in proportion to the view's linear size and the view has area for
+        (linear size)^2 of them, so lines in proportion to the diagonal keep the picture equally
+        dense at every size, and their fill cost (the bulk of a software-rendered frame) grows with
+        the area like the rest of the frame. Rounded to 50 so resizing rarely changes it.
+        """
+        budget = int(round(DEFAULT_LINE_BUDGET * self._density_scale() / 50.0) * 50)
+        return max(BUDGET_LIMITS[0], min(BUDGET_LIMITS[1], budget))
 
     def _set_status(self, text: str) -> None:
         if text != self._status:
             self._status = text
             self.status_text_changed.emit(text)
-        if self.view is not None:
-            self.overlay.update()
+            self._mark_panels("status")
 
     # ------------------------------------------------------------------ options
     def set_connection_mode(self, mode: str) -> None:
@@ -399,6 +434,7 @@ class ScenePanel(QtWidgets.QWidget):
         if self.layout_ is not None:
             if self.view is not None:
                 self._color_filters()
+                self._mark_panels("legend")
             self._recolor()
 
     def set_presentation(self, on: bool) -> None:
@@ -409,7 +445,7 @@ class ScenePanel(QtWidgets.QWidget):
             self.lines.set_layer("shown", width=2.6 if on else 1.4)
             self.lines.set_layer("highlight", width=4.0 if on else 2.5)
             self.overlay.scale = 1.45 if on else 1.0
-            self.overlay.update()
+            self._mark_panels("status", "legend", "info")
 
     # ------------------------------------------------------------------ camera
     def reset_view(self) -> None:
@@ -512,6 +548,12 @@ class ScenePanel(QtWidgets.QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
+        if self._budget_auto and self.view is not None:
+            budget = self._auto_budget()
+            if budget != self.line_budget:
+                self.line_budget = budget
+                if self.layout_ is not None:
+                    self._recolor()
         # Until the user moves the camera, keep the network framed to the area it actually has
         # (the first framing happens before the window's layout has settled).
         if getattr(self, "_framed_view", None) and not self._rotate_timer.isActive():
@@ -591,17 +633,18 @@ class ScenePanel(QtWidgets.QWidget):
         else:
             name, idx = self.layout_.locate(cube)
             self.neuron_hovered.emit(name, idx, float(self._values[cube]))
-        self.overlay.update()
+        self._mark_panels("info")
 
     def _on_left(self) -> None:
         if self._hovered is not None:
             self._hovered = None
             self.neuron_hovered.emit("", (), 0.0)
-            self.overlay.update()
+            self._mark_panels("info")
 
     def _update_highlight(self) -> None:
         lay = self.layout_
         cube = self._picked
+        self._mark_panels("info")
         if cube is None or lay is None:
             self.lines.set_layer("highlight", positions=np.zeros((0, 3), np.float32), colors=np.zeros((0, 4), np.uint8))
             return
@@ -623,7 +666,6 @@ class ScenePanel(QtWidgets.QWidget):
         box_rgba = np.tile(np.array([[255, 255, 255, 255]], np.uint8), (box.shape[0], 1))
         self.lines.set_layer("highlight", positions=np.concatenate([seg, box]),
                              colors=np.concatenate([np.repeat(rgba, 2, axis=0), box_rgba]))
-        self.overlay.update()
 
     # ------------------------------------------------------------------ labels, filters, panels
     def _update_labels(self) -> None:
@@ -649,69 +691,102 @@ class ScenePanel(QtWidgets.QWidget):
                 colors.signed_colors(np.asarray(w, np.float32).reshape(-1), None, self._palette, out=rgba[sl])
         self.filter_cells.set_colors(rgba)
 
-    def _draw_panels(self, painter: QtGui.QPainter, width: int, height: int) -> None:
+    def _mark_panels(self, *names: str) -> None:
+        """Re-render these screen-space panels ('status', 'legend', 'info') before the next frame."""
+        if self.view is not None:
+            self._dirty_panels.update(names)
+            self.overlay.update()
+
+    def _render_panels(self) -> None:
+        """Rasterise the dirty panels into images for the overlay (CPU, only when their content changed)."""
+        from .scene_items import render_text_panel
+
+        dirty, self._dirty_panels = self._dirty_panels, set()
+        if not dirty:
+            return
         scale = self.overlay.scale
-        font = QtGui.QFont(painter.font())
+        dpr = self.view.devicePixelRatioF()
+        font = QtGui.QFont(self.view.font())
         font.setPointSizeF(9.0 * scale)
         font.setBold(False)
-        painter.setFont(font)
         metrics = QtGui.QFontMetricsF(font)
         line_h = metrics.height()
         pad = 10.0 * scale
 
-        # Status (top left).
-        painter.setPen(QtGui.QColor(200, 204, 214))
-        painter.drawText(QtCore.QPointF(pad, pad + metrics.ascent()), self._status)
+        if "status" in dirty:  # top left
+            text = self._status
 
-        # Legend (bottom left): activation ramp with its 'zero' swatch, contribution ramp, dim line.
-        bar_w, bar_h = 150.0 * scale, 10.0 * scale
-        y = height - pad - 3 * (line_h + bar_h + 6 * scale)
-        x = pad
-        panel = QtCore.QRectF(x - 6, y - 6, bar_w + 110 * scale, height - y - pad + 12)
-        painter.setPen(QtCore.Qt.PenStyle.NoPen)
-        painter.setBrush(QtGui.QColor(10, 11, 16, 170))
-        painter.drawRoundedRect(panel, 5, 5)
-        act = colors.activation_lut(self._palette)
-        sig = colors.signed_lut(self._palette)
-        rows = [
-            ("Activation: low \u2192 high", act[1:], True),
-            ("Contribution: \u2212 \u2192 +  (activation \u00d7 weight)", sig, False),
-        ]
-        for title, lut, zero_swatch in rows:
-            painter.setPen(QtGui.QColor(215, 218, 226))
-            painter.drawText(QtCore.QPointF(x, y + metrics.ascent()), title)
-            y += line_h + 2
-            bar_x = x
-            if zero_swatch:
-                painter.fillRect(QtCore.QRectF(x, y, bar_h * 1.6, bar_h), QtGui.QColor(*act[0][:3].tolist()))
-                painter.setPen(QtGui.QColor(160, 164, 175))
-                painter.drawText(QtCore.QPointF(x + bar_h * 1.9, y + bar_h), "0")
-                bar_x = x + bar_h * 3.2
-            image = to_qimage(lut[None, :, :])
-            painter.drawImage(QtCore.QRectF(bar_x, y, bar_w, bar_h), image)
-            y += bar_h + 6 * scale
-        painter.setPen(QtGui.QPen(QtGui.QColor(*colors.INSIGNIFICANT[:3].tolist()), 2))
-        painter.drawLine(QtCore.QPointF(x, y + line_h / 2), QtCore.QPointF(x + bar_h * 3, y + line_h / 2))
-        painter.setPen(QtGui.QColor(175, 178, 188))
-        painter.drawText(QtCore.QPointF(x + bar_h * 3.6, y + metrics.ascent()),
-                         "insignificant ('all' mode)  \u00b7  filters: weight \u2212/+")
+            def draw_status(painter: QtGui.QPainter) -> None:
+                painter.setFont(font)
+                painter.setPen(QtGui.QColor(200, 204, 214))
+                painter.drawText(QtCore.QPointF(0, metrics.ascent()), text)
 
-        # Picked / hovered neuron (bottom right).
-        lines = []
-        if self._picked is not None:
-            lines.append("Picked: " + self._describe(self._picked))
-        if self._hovered is not None and self._hovered != self._picked:
-            lines.append(self._describe(self._hovered))
-        if lines:
-            text_w = max(metrics.horizontalAdvance(t) for t in lines)
-            box = QtCore.QRectF(width - pad - text_w - 12, height - pad - len(lines) * line_h - 10,
-                                text_w + 12, len(lines) * line_h + 10)
-            painter.setPen(QtCore.Qt.PenStyle.NoPen)
-            painter.setBrush(QtGui.QColor(10, 11, 16, 190))
-            painter.drawRoundedRect(box, 5, 5)
-            painter.setPen(QtGui.QColor(235, 238, 245))
-            for i, t in enumerate(lines):
-                painter.drawText(QtCore.QPointF(box.left() + 6, box.top() + 5 + metrics.ascent() + i * line_h), t)
+            image = render_text_panel(draw_status, metrics.horizontalAdvance(text) + 4, line_h + 2, dpr)
+            self.overlay.set_panel("status", image, "top-left", (pad, pad))
+
+        if "legend" in dirty:  # bottom left: activation ramp with its 'zero' swatch, contribution ramp, dim line
+            bar_w, bar_h = 150.0 * scale, 10.0 * scale
+            act = colors.activation_lut(self._palette)
+            sig = colors.signed_lut(self._palette)
+            rows = [
+                ("Activation: low \u2192 high", act[1:], True),
+                ("Contribution: \u2212 \u2192 +  (activation \u00d7 weight)", sig, False),
+            ]
+            last = "insignificant ('all' mode)  \u00b7  filters: weight \u2212/+"
+            text_w = max([metrics.horizontalAdvance(t) for t, _, _ in rows]
+                         + [bar_h * 3.6 + metrics.horizontalAdvance(last)])
+            panel_w = max(bar_w + 110 * scale, text_w) + 12
+            panel_h = 3 * (line_h + bar_h + 6 * scale) + 12
+
+            def draw_legend(painter: QtGui.QPainter) -> None:
+                painter.setFont(font)
+                painter.setPen(QtCore.Qt.PenStyle.NoPen)
+                painter.setBrush(QtGui.QColor(10, 11, 16, 170))
+                painter.drawRoundedRect(QtCore.QRectF(0, 0, panel_w, panel_h), 5, 5)
+                x, y = 6.0, 6.0
+                for title, lut, zero_swatch in rows:
+                    painter.setPen(QtGui.QColor(215, 218, 226))
+                    painter.drawText(QtCore.QPointF(x, y + metrics.ascent()), title)
+                    y += line_h + 2
+                    bar_x = x
+                    if zero_swatch:
+                        painter.fillRect(QtCore.QRectF(x, y, bar_h * 1.6, bar_h), QtGui.QColor(*act[0][:3].tolist()))
+                        painter.setPen(QtGui.QColor(160, 164, 175))
+                        painter.drawText(QtCore.QPointF(x + bar_h * 1.9, y + bar_h), "0")
+                        bar_x = x + bar_h * 3.2
+                    painter.drawImage(QtCore.QRectF(bar_x, y, bar_w, bar_h), to_qimage(lut[None, :, :]))
+                    y += bar_h + 6 * scale
+                painter.setPen(QtGui.QPen(QtGui.QColor(*colors.INSIGNIFICANT[:3].tolist()), 2))
+                painter.drawLine(QtCore.QPointF(x, y + line_h / 2), QtCore.QPointF(x + bar_h * 3, y + line_h / 2))
+                painter.setPen(QtGui.QColor(175, 178, 188))
+                painter.drawText(QtCore.QPointF(x + bar_h * 3.6, y + metrics.ascent()), last)
+
+            image = render_text_panel(draw_legend, panel_w, panel_h, dpr)
+            self.overlay.set_panel("legend", image, "bottom-left", (pad - 6, pad - 6))
+
+        if "info" in dirty:  # bottom right: picked / hovered neuron
+            lines = []
+            if self.layout_ is not None and self._picked is not None:
+                lines.append("Picked: " + self._describe(self._picked))
+            if self.layout_ is not None and self._hovered is not None and self._hovered != self._picked:
+                lines.append(self._describe(self._hovered))
+            if not lines:
+                self.overlay.set_panel("info", None)
+            else:
+                box_w = max(metrics.horizontalAdvance(t) for t in lines) + 12
+                box_h = len(lines) * line_h + 10
+
+                def draw_info(painter: QtGui.QPainter) -> None:
+                    painter.setFont(font)
+                    painter.setPen(QtCore.Qt.PenStyle.NoPen)
+                    painter.setBrush(QtGui.QColor(10, 11, 16, 190))
+                    painter.drawRoundedRect(QtCore.QRectF(0, 0, box_w, box_h), 5, 5)
+                    painter.setPen(QtGui.QColor(235, 238, 245))
+                    for i, t in enumerate(lines):
+                        painter.drawText(QtCore.QPointF(6, 5 + metrics.ascent() + i * line_h), t)
+
+                image = render_text_panel(draw_info, box_w, box_h, dpr)
+                self.overlay.set_panel("info", image, "bottom-right", (pad, pad))
 
     def _describe(self, cube: int) -> str:
         lay = self.layout_

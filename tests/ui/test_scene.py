@@ -174,3 +174,64 @@ def test_fallback_without_gl(qtbot):
     p.preset_view("top")
     p.set_auto_rotate(True)
     assert "connections" in p.status_text
+
+
+def test_line_budget_follows_the_view_size(qtbot, panel):
+    from cnnviz_desktop.ui.scene import DEFAULT_LINE_BUDGET
+
+    panel.set_model(TINY)
+    panel.apply(synthetic_snapshot(TINY, seed=5))
+    large = panel.line_budget
+    assert large == panel._auto_budget() and 0 < large <= DEFAULT_LINE_BUDGET  # 800x500 < the reference view
+    panel.resize(400, 250)
+    qtbot.waitUntil(lambda: panel.view.width() <= 400)
+    assert panel.line_budget < large
+    snap = panel._snapshot
+    capped = sum(min(panel.line_budget, int(np.count_nonzero(m))) for m in snap.significant.values())
+    assert panel.lines.segment_count("shown") == capped
+    panel.set_line_budget(100)
+    panel.resize(800, 500)
+    qtbot.waitUntil(lambda: panel.view.width() >= 800)
+    assert panel.line_budget == 100  # a fixed budget does not follow the size
+    panel.set_line_budget("auto")
+    assert panel.line_budget == large
+
+
+def test_all_mode_reuses_the_rendered_base_layer(qtbot, panel):
+    panel.set_model(TINY)
+    panel.set_connection_mode("all")
+    panel.apply(synthetic_snapshot(TINY, seed=6))
+    cached = _frame(qtbot, panel)
+    renders = panel.lines.base_renders
+    assert renders >= 1
+    panel.apply(synthetic_snapshot(TINY, seed=7, request_id=2))
+    _frame(qtbot, panel)
+    assert panel.lines.base_renders == renders  # a new snapshot does not redraw 73k grey lines
+    panel.view.orbit(5.0, 0.0)
+    _frame(qtbot, panel)
+    assert panel.lines.base_renders > renders  # a camera move does
+    panel.view.orbit(-5.0, 0.0)
+    panel.apply(synthetic_snapshot(TINY, seed=6))
+    panel.lines.cache_base = False
+    direct = _frame(qtbot, panel)
+    # The same picture as drawing every line directly (up to 8-bit rounding of the blending).
+    assert np.abs(cached.astype(int) - direct.astype(int)).max() <= 8
+
+
+def test_overlay_text_is_drawn_and_follows_the_status(qtbot, panel):
+    panel.set_model(TINY)
+    panel.apply(synthetic_snapshot(TINY, seed=8))
+    frame = _frame(qtbot, panel)
+    assert set(panel.overlay.panel_names()) >= {"status", "legend"}
+    status = frame[4:30, 4:300]  # the status line, top left (light grey text on the dark background)
+    assert (status.max(axis=-1) > 150).sum() > 50
+    legend = frame[-90:, :200]
+    assert (legend.max(axis=-1) > 150).sum() > 100
+    before = panel.overlay._panels["status"][0].pixels.copy()
+    panel.set_connection_mode("none")
+    _frame(qtbot, panel)
+    after = panel.overlay._panels["status"][0].pixels
+    assert before.shape != after.shape or not np.array_equal(before, after)
+    # Labels: one texture sheet with one image per label.
+    assert panel.overlay._label_sheet is not None
+    assert len(panel.overlay._label_sheet.sizes) == len(panel.overlay.labels) > 5
