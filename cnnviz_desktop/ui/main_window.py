@@ -99,6 +99,8 @@ class MainWindow(QMainWindow):
         self.opacity_slider.setToolTip("Grad-CAM overlay opacity (Ctrl+Up / Ctrl+Down)")
         self.opacity_slider.valueChanged.connect(lambda v: self.canvas.set_overlay_opacity(v / 100))
         controls.addWidget(self.opacity_slider, 1)
+        column.addLayout(controls)
+        controls = QHBoxLayout()
         controls.addWidget(QLabel("Brush"))
         self.brush_slider = QSlider(Qt.Orientation.Horizontal)
         self.brush_slider.setRange(5, 40)
@@ -116,6 +118,7 @@ class MainWindow(QMainWindow):
         self.map_combo.currentIndexChanged.connect(lambda _: self._set_map_kind(self.map_combo.currentData()))
         cam_row.addWidget(self.map_combo)
         self.target_label = QLabel("explains: the prediction")
+        self.target_label.setWordWrap(True)
         self.target_label.setToolTip("Click a probability bar (or Ctrl+digit) to explain another digit; P goes back.")
         cam_row.addWidget(self.target_label, 1)
         column.addLayout(cam_row)
@@ -141,8 +144,11 @@ class MainWindow(QMainWindow):
     def _default_dock_sizes(self) -> None:
         """Side panels at a useful size, the 3D scene taking the rest (used until the user resizes)."""
         if self._presentation:
-            side = max(240, self.width() // 4)
-            self.resizeDocks([self.canvas_dock, self.prob_dock], [side + 20, side], Qt.Orientation.Horizontal)
+            # The 3D scene is what the room watches: give it at least half the width.
+            width = self.width()
+            self.resizeDocks([self.canvas_dock, self.prob_dock], [max(240, int(width * 0.26)),
+                                                                   max(200, int(width * 0.2))],
+                             Qt.Orientation.Horizontal)
             return
         width = max(self.width(), 1200)
         side = max(300, min(460, width // 4))
@@ -375,6 +381,13 @@ class MainWindow(QMainWindow):
                        else self.loaded.arch.name)
         s.sync()
 
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        # Entering presentation mode: lay the docks out once the full-screen size has arrived.
+        if getattr(self, "_layout_after_resize", False) and self._presentation:
+            self._layout_after_resize = False
+            QTimer.singleShot(0, self._default_dock_sizes)
+
     def closeEvent(self, event) -> None:  # noqa: N802
         self.save_settings()
         super().closeEvent(event)
@@ -584,6 +597,7 @@ class MainWindow(QMainWindow):
             screen = self.screen() or QApplication.primaryScreen()
             if screen is not None:
                 self.setGeometry(screen.geometry())
+            self._layout_after_resize = True
             self.showFullScreen()
             QTimer.singleShot(0, self._default_dock_sizes)
         else:

@@ -49,7 +49,7 @@ class ProbabilityPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
-        self.setMinimumSize(260, 180)
+        self.setMinimumSize(180, 160)
         self.setAccessibleName("Digit probabilities")
         self._apply_fonts()
 

@@ -444,7 +444,7 @@ class ScenePanel(QtWidgets.QWidget):
             self.lines.set_layer("base", width=1.5 if on else 1.0)
             self.lines.set_layer("shown", width=2.6 if on else 1.4)
             self.lines.set_layer("highlight", width=4.0 if on else 2.5)
-            self.overlay.scale = 1.45 if on else 1.0
+            self.overlay.scale = 1.25 if on else 1.0
             self._mark_panels("status", "legend", "info")
 
     # ------------------------------------------------------------------ camera
