@@ -7,12 +7,13 @@ Prints ONE JSON object. All times are seconds from process start (``Popen``), me
 
 - ``window_visible_s``: when the X server reports the app's first top-level window mapped (a ``MapNotify`` on
   the root window, watched through libX11 in this process). Independent of what the app prints.
-- ``first_frame_s``: when the app's ``--self-test`` JSON line arrives on its stdout. The self-test prints it
-  after the first analysed frame, so this is "process start to first analysed frame" (stdout is unbuffered:
-  PYTHONUNBUFFERED for the unfrozen app, the bundle is built with the ``u`` option).
+- ``first_frame_s``: process start to the first analysed frame on screen, as the app reports it
+  (``seconds_to_first_frame``: the first GL frame swap after the first analysis, timed from the process's start
+  time in /proc). Without that key: when the ``--self-test`` JSON line arrives, which is later (the self-test
+  first draws a whole digit).
 - ``exit_s``: process wall time; also the fallback of both figures above if the window or the line never came.
-- ``app_reported``: medians of the app's own keys (``seconds_to_window``, ``seconds_to_first_frame`` when present),
-  which the app measures from the start of ``app.run()``, i.e. after Python and Qt imports.
+- ``app_reported``: medians of the app's own keys (``seconds_to_window``, ``seconds_to_first_frame``), which the
+  app measures from its process start time (/proc/self/stat).
 - ``window_lead_s``: ``first_frame_s - window_visible_s``; positive means the window was on screen before the
   model (and torch) had finished loading.
 
@@ -175,11 +176,14 @@ def median(values: list[float | None]) -> float | None:
 def summarise(runs: list[dict]) -> dict:
     failures = [r for r in runs if r["code"] != 0]
     window = median([r["window_visible_s"] if r["window_visible_s"] is not None else r["exit_s"] for r in runs])
-    frame = median([r["first_frame_s"] if r["first_frame_s"] is not None else r["exit_s"] for r in runs])
     reported = {}
     for key in ("seconds_to_window", "seconds_to_first_frame"):
         found = [r["report"].get(key) for r in runs if isinstance(r["report"].get(key), (int, float))]
         reported[key] = median(found)
+    app_frames = [r["report"].get("seconds_to_first_frame") for r in runs]
+    from_app = all(isinstance(v, (int, float)) for v in app_frames)
+    frame = median(app_frames) if from_app else median(
+        [r["first_frame_s"] if r["first_frame_s"] is not None else r["exit_s"] for r in runs])
     out = {
         "window_visible_s": window,
         "first_frame_s": frame,
@@ -187,7 +191,8 @@ def summarise(runs: list[dict]) -> dict:
         "window_lead_s": round(frame - window, 3) if window is not None and frame is not None else None,
         "app_reported": reported,
         "window_source": "x11_map_notify" if all(r["window_visible_s"] is not None for r in runs) else "exit_time",
-        "first_frame_source": "json_line" if all(r["first_frame_s"] is not None for r in runs) else "exit_time",
+        "first_frame_source": "app_reported" if from_app else (
+            "json_line" if all(r["first_frame_s"] is not None for r in runs) else "exit_time"),
         "failed_runs": len(failures),
     }
     if failures:
