@@ -445,6 +445,10 @@ class ScenePanel(QtWidgets.QWidget):
             self.lines.set_layer("shown", width=2.6 if on else 1.4)
             self.lines.set_layer("highlight", width=4.0 if on else 2.5)
             self.overlay.scale = 1.25 if on else 1.0
+            if self.layout_ is not None:
+                self._update_labels()
+                if getattr(self, "_framed_view", None):
+                    self.preset_view(self._framed_view)
             self._mark_panels("status", "legend", "info")
 
     # ------------------------------------------------------------------ camera
@@ -509,13 +513,14 @@ class ScenePanel(QtWidgets.QWidget):
                 return None
             return (rel @ right) / (z * tan_x), (rel @ up) / (z * tan_y)
 
+        fill = 0.9
         dist = 10.0
         for _ in range(3):
             lo, hi = 1.0, 1e5
             for _ in range(40):
                 mid = math.sqrt(lo * hi)
                 e = extent(center, mid)
-                if e is None or max(np.abs(e[0]).max(), np.abs(e[1]).max()) > 0.9:
+                if e is None or max(np.abs(e[0]).max(), np.abs(e[1]).max()) > fill:
                     lo = mid
                 else:
                     hi = mid
@@ -675,7 +680,8 @@ class ScenePanel(QtWidgets.QWidget):
         labels = []
         for spec in lay.specs:
             box = lay.layers[spec.name]
-            labels.append(Label(_layer_title(spec, lay), box.label_anchor, 1.05, bold=True, align=box.label_align))
+            labels.append(Label(_layer_title(spec, lay, compact=self._presentation), box.label_anchor, 1.05, bold=True,
+                                align=box.label_align))
         for text, pos in lay.unit_labels:
             labels.append(Label(text, pos, 0.95, color=(200, 205, 215)))
         self.overlay.set_labels(labels)
@@ -806,8 +812,15 @@ class ScenePanel(QtWidgets.QWidget):
         return text
 
 
-def _layer_title(spec, lay: SceneLayout) -> str:
+def _layer_title(spec, lay: SceneLayout, compact: bool = False) -> str:
+    """The layer's label; ``compact`` (presentation mode) keeps only name and shape, so that the larger
+    labels of neighbouring layers do not run into each other."""
     shape = spec.shape
+    if compact:
+        if spec.kind == "output":
+            return "output 0-9"
+        dims = "\u00d7".join(str(n) for n in shape)
+        return f"{spec.name} \u00b7 {dims}"
     if spec.kind == "input":
         return f"input {shape[1]}\u00d7{shape[2]}"
     if spec.kind == "conv":
