@@ -335,7 +335,8 @@ void main() {
 }
 """
 
-_COMPOSITE_FS = """
+# Samples one premultiplied texture: the cached 'all' lines and the overlay's label sheets.
+_TEXTURE_FS = """
 #version 330
 uniform sampler2D u_tex;
 in vec2 v_uv;
@@ -411,7 +412,7 @@ class LineBatch(GLGraphicsItem.GLGraphicsItem):
     def __init__(self) -> None:
         super().__init__()
         self._gl = _GLResources(_LINE_VS, _LINE_FS, tuple(f"{n}_{k}" for n in self.LAYERS for k in ("pos", "col")))
-        self._composite = _GLResources(_COMPOSITE_VS, _COMPOSITE_FS, ("quad",))
+        self._composite = _GLResources(_COMPOSITE_VS, _TEXTURE_FS, ("quad",))
         empty = np.zeros((0, 3), dtype=np.float32)
         self._layers = {name: _LineLayer(empty, None, 1.0) for name in self.LAYERS}
         self.base_color = (0.45, 0.46, 0.5, 0.16)
@@ -661,15 +662,6 @@ void main() {
 }
 """
 
-_OVERLAY_FS = """
-#version 330
-uniform sampler2D u_tex;
-in vec2 v_uv;
-out vec4 frag_color;
-void main() {
-    frag_color = texture(u_tex, v_uv);  // premultiplied alpha
-}
-"""
 
 PANEL_CORNERS = ("top-left", "bottom-left", "bottom-right")
 
@@ -693,7 +685,7 @@ class OverlayItem(GLGraphicsItem.GLGraphicsItem):
         self.labels: list[Label] = []
         self.scale = 1.0
         self.before_paint = None
-        self._gl = _GLResources(_OVERLAY_VS, _OVERLAY_FS, ("quads",))
+        self._gl = _GLResources(_OVERLAY_VS, _TEXTURE_FS, ("quads",))
         self._label_sheet: _Sheet | None = None
         self._label_key = None
         self._label_offsets = np.zeros((0, 2), np.float32)  # anchor offset from the image's top left (device px)

@@ -13,6 +13,8 @@ from cnnviz_desktop.core.errors import CnnvizError
 from cnnviz_desktop.core.preprocess import BLACK, MNIST_MEAN, MNIST_STD, normalise, preprocess
 from cnnviz_desktop.core.training import predict_batches
 
+from .test_analysis import stroke_canvas
+
 
 @pytest.mark.parametrize("shape", [(28, 28), (280, 280), (100, 37)])
 def test_empty_canvas_is_nothing_drawn(shape):
@@ -134,17 +136,6 @@ def reference_preprocess(canvas: np.ndarray):
     cy = float(resized.sum(axis=1) @ np.arange(new_h, dtype=np.float32)) / mass
     cx = float(resized.sum(axis=0) @ np.arange(new_w, dtype=np.float32)) / mass
     return resized, cy, cx, (int(top), int(left), new_h / h, new_w / w)
-
-
-def stroke_canvas(points, shape, width) -> np.ndarray:
-    """An anti-aliased polyline (points (x, y)) on a dark canvas."""
-    ys, xs = np.mgrid[:shape[0], :shape[1]].astype(np.float32) + 0.5
-    dist = np.full(shape, np.inf, np.float32)
-    for (x0, y0), (x1, y1) in zip(points[:-1], points[1:]):
-        dx, dy = x1 - x0, y1 - y0
-        t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / max(dx * dx + dy * dy, 1e-9), 0.0, 1.0)
-        dist = np.minimum(dist, np.hypot(xs - (x0 + t * dx), ys - (y0 + t * dy)))
-    return np.clip(width / 2 + 0.5 - dist, 0.0, 1.0).astype(np.float32)
 
 
 def test_preprocess_matches_the_torch_reference():
