@@ -58,55 +58,85 @@ class ModelLoader(QObject):
 
 
 class Application(QObject):
-    """Owns the window, the loader and the worker, and wires them together."""
+    """Composition root: the session (core), the window that renders it, the model loader and the worker.
+
+    Data flow: the drawing view edits session.canvas -> session.request_made -> worker.submit (latest wins)
+    -> worker.result_ready -> session.accept (the one stale filter) -> views re-render.
+    ``settings``: a QSettings (tests) or None (the user data folder's settings.ini).
+    """
 
     def __init__(self, args: argparse.Namespace, app: QApplication, settings: QSettings | None = None):
         super().__init__()
+        from .core.session import Session
+        from .ui.settings import QtSettingsStore
+
         self.args = args
         self.qapp = app
-        self.settings = settings if settings is not None else QSettings()
-        self.window = MainWindow(self.settings, gl=not args.no_gl)
+        if settings is not None:
+            store, problem = QtSettingsStore(settings), None
+        else:
+            store, problem = QtSettingsStore.open()
+        self.store = store
+        self.session = Session(store)
+        problems = self.session.load_settings()
+        if problem:
+            problems.insert(0, problem)
+        self.window = MainWindow(self.session, gl=not args.no_gl, settings=store)
         self.worker = None
         self.exit_code = 0
         self.loader = ModelLoader()
         self.loader.loaded.connect(self._on_model_loaded)
         self.loader.failed.connect(self._on_model_failed)
         self.window.model_requested.connect(self.loader.load)
+        self.session.request_made.connect(self._submit)
+        self.session.model_changed.connect(self._on_model_changed)
         self.qapp.aboutToQuit.connect(self.shutdown)
         self.first_model_at: float | None = None
         self.first_frame_at: float | None = None
-        self.window.snapshot_applied.connect(self._on_first_snapshot)
+        self.window_visible_at: float | None = None
+        self.session.snapshot_changed.connect(self._on_first_snapshot)
+        self._problems = problems
 
     def start(self) -> None:
+        self.window.restore_window()
         if self.args.presentation:
-            self.window.set_presentation(True)
+            self.session.set_presentation(True)
         else:
             self.window.show()
+        self.window.schedule_layout()
         self.window_visible_at = process_uptime()
-        name = self.args.model or str(self.settings.value("model/last", "tiny") or "tiny")
-        self._requested_first = name
+        for problem in self._problems:
+            self.window.show_status(problem.capitalize(), 10000)
+        name = self.args.model or self.session.last_model("tiny")
         self.loader.load(name)
+
+    def _submit(self, request) -> None:
+        if self.worker is not None:
+            self.worker.submit(request)
 
     def _on_model_loaded(self, loaded) -> None:
         if self.worker is None:
             from .worker import InferenceWorker
 
             self.worker = InferenceWorker()
-            self.window.request_ready.connect(self.worker.submit)
-            self.worker.snapshot_ready.connect(self.window.apply_snapshot)
-            self.worker.analysis_failed.connect(self.window.show_error)
-        self.worker.set_model(loaded)
-        self.window.attach_model(loaded)
+            self.worker.result_ready.connect(self.session.accept)
+        # The session bumps its generation, the worker gets the model with that generation (below, in
+        # _on_model_changed, before the session submits its one new request).
+        self.session.set_model(loaded)
         if self.first_model_at is None:
             self.first_model_at = process_uptime()
             if self.args.self_test:
                 SelfTest(self).start()
 
+    def _on_model_changed(self, loaded) -> None:
+        if self.worker is not None:
+            self.worker.set_model(loaded, generation=self.session.generation)
+
     def _on_first_snapshot(self, snapshot) -> None:
         """Start-up is over when the first analysed frame is on screen (the next GL frame swap)."""
-        self.window.snapshot_applied.disconnect(self._on_first_snapshot)
+        self.session.snapshot_changed.disconnect(self._on_first_snapshot)
         scene = self.window.scene
-        if scene is not None and getattr(scene, "has_gl", False):
+        if scene is not None and scene.has_gl:
             scene.frame_rendered.connect(self._on_first_frame)
         else:
             self.first_frame_at = process_uptime()
@@ -121,7 +151,7 @@ class Application(QObject):
             self.exit_code = 2
             self.qapp.quit()
             return
-        if self.window.loaded is None and name != "tiny":
+        if self.session.model is None and name != "tiny":
             # Start with the default network rather than an empty window; say what went wrong.
             QMessageBox.warning(self.window, "Cannot load the model",
                                 f"{message}\n\nStarting with the shipped 'tiny' network instead.")
@@ -172,16 +202,16 @@ class SelfTest(QObject):
         QTimer.singleShot(0, self._step)
 
     def _wait_for_result(self) -> None:
-        self.window.snapshot_applied.connect(self._check)
+        self.owner.session.snapshot_changed.connect(self._check)
         if self.window.snapshot is not None:
             self._check(self.window.snapshot)
 
     def _check(self, snapshot) -> None:
         if snapshot.request_id != self.window.last_request_id:
             return
-        self.window.snapshot_applied.disconnect(self._check)
+        self.owner.session.snapshot_changed.disconnect(self._check)
         view = getattr(self.window.scene, "view", None)
-        if view is not None and hasattr(view, "frameSwapped") and getattr(self.window.scene, "has_gl", True):
+        if view is not None and self.window.scene.has_gl:
             view.frameSwapped.connect(self._finish)
             view.update()
         else:
@@ -200,11 +230,11 @@ class SelfTest(QObject):
             "model": self.window.loaded.arch.name,
             "predicted": snap.predicted,
             "probabilities": [round(float(p), 5) for p in snap.probabilities] if not snap.empty else None,
-            "analysis_ms": round(sum(snap.timings.values()), 3) if snap.timings else None,
+            "analysis_ms": round(self.owner.session.analysis_ms, 3) if self.owner.session.analysis_ms else None,
             "seconds_to_window": round(self.owner.window_visible_at, 3),
             "seconds_to_first_frame": round(self.owner.first_frame_at or process_uptime(), 3),
             "seconds_to_drawn_digit_frame": round(process_uptime(), 3),
-            "gl": bool(getattr(self.window.scene, "has_gl", False)),
+            "gl": bool(self.window.scene is not None and self.window.scene.has_gl),
             "presentation": self.window.presentation,
         }
         if self.owner.args.screenshot:
@@ -240,17 +270,22 @@ def install_exception_hook(owner: Application) -> None:
             owner.qapp.quit()
             return
         text = "".join(traceback.format_exception(kind, value, tb))
-        log = None
+        log, log_problem = None, ""
         try:
-            from .core.userdata import ensure_user_data_dir
+            from .core.userdata import user_data_dir
 
-            log = ensure_user_data_dir() / "error.log"
+            log = user_data_dir() / "error.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "a", encoding="utf-8") as fh:
                 fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{text}")
-        except Exception:  # the log is a courtesy; never fail while reporting a failure
+        except Exception as exc:  # the log is a courtesy; never fail while reporting a failure
+            log_problem = f" (the details could not be written to {log or 'the user data folder'}: {exc}; " \
+                          f"they follow on standard error)"
             log = None
-        where = f" (details in {log})" if log else ""
+        where = f" (details in {log})" if log else log_problem
         print(f"error: unexpected {kind.__name__}: {value}{where}", file=sys.stderr)
+        if log is None:
+            print(text, file=sys.stderr)
         if owner.args.self_test:
             owner.exit_code = 1
             owner.qapp.quit()

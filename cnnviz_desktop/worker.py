@@ -2,14 +2,15 @@
 
 Threading rules (ARCHITECTURE.md section 1):
 - The GUI thread calls :meth:`InferenceWorker.submit`, :meth:`set_model` and :meth:`stop`; it receives
-  :attr:`snapshot_ready` / :attr:`analysis_failed` through queued connections, so slots run in the GUI
+  :attr:`result_ready` through a queued connection, so slots run in the GUI
   thread and may touch widgets.
 - Only the worker thread touches the model (it builds the Analyzer too). Requests and snapshots are
   immutable, so nothing else is shared except a small mailbox guarded by one condition variable.
 - Coalescing: while the worker is busy, a newer request replaces the pending one (counted in
   :attr:`coalesced`). The last submitted request is always analysed.
-- Stale results are dropped in the GUI thread: a result is delivered only if it comes from the current
-  model and is newer than the last one delivered (request ids must increase). Counted in :attr:`dropped`.
+- Every result is handed to the GUI thread as a :class:`~cnnviz_desktop.core.session.WorkerResult`
+  carrying the generation of the model that made it; the session (core/session.py) is the one place that
+  drops stale results (an older generation, or an older request than the one shown).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal
 
-from .core.analysis import AnalysisRequest, Snapshot
+from .core.analysis import AnalysisRequest
 from .core.errors import CnnvizError
+from .core.session import WorkerResult
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class _Thread(QThread):
 
 
 class InferenceWorker(QObject):
-    """Runs analyses on one QThread. Signals: snapshot_ready(Snapshot), analysis_failed(request_id, message).
+    """Runs analyses on one QThread. Signal: result_ready(WorkerResult), in the GUI thread (queued).
 
     model: a weights.LoadedModel, an analysis.Analyzer, or any object with ``analyse(request) -> Snapshot``
     (tests inject fakes); may also be given later with :meth:`set_model`. Requests submitted before a
@@ -47,8 +49,7 @@ class InferenceWorker(QObject):
     Call :meth:`stop` before the application exits (it is connected to QCoreApplication.aboutToQuit).
     """
 
-    snapshot_ready = Signal(object)
-    analysis_failed = Signal(int, str)
+    result_ready = Signal(object)
     # Internal: emitted from the worker thread, received (queued) in the GUI thread.
     _result_posted = Signal(object)
 
@@ -63,12 +64,10 @@ class InferenceWorker(QObject):
         self._stopping = False
         self._busy = False
         self._last_request: AnalysisRequest | None = None
-        # Counters (coalesced/completed under _cond; delivered/dropped in the GUI thread only).
+        # Counters (coalesced/completed under _cond; delivered in the GUI thread only).
         self.coalesced = 0
         self.completed = 0
         self.delivered = 0
-        self.dropped = 0
-        self._last_delivered: tuple[int, int] | None = None  # (generation, request_id)
         self._stopped = False
         self._result_posted.connect(self._on_result_posted, Qt.ConnectionType.QueuedConnection)
         self._thread = _Thread(self._run, self)
@@ -88,6 +87,12 @@ class InferenceWorker(QObject):
         return self._thread
 
     @property
+    def generation(self) -> int:
+        """The generation of the newest model given to :meth:`set_model`."""
+        with self._cond:
+            return self._generation
+
+    @property
     def busy(self) -> bool:
         """True while an analysis runs or one is pending."""
         with self._cond:
@@ -105,16 +110,18 @@ class InferenceWorker(QObject):
             self._cond.notify()
         return True
 
-    def set_model(self, model: Any, reanalyse: bool = True) -> None:
-        """Use ``model`` for every later analysis; results of the previous model are never delivered.
+    def set_model(self, model: Any, reanalyse: bool = False, generation: int | None = None) -> None:
+        """Use ``model`` for every later analysis; its results carry ``generation`` (default: one more
+        than the last), so the session can tell them from the previous model's.
 
-        With reanalyse (default) the last submitted request is analysed again with the new model unless
-        a newer one is already pending, so the view follows the model switch without a new stroke.
+        With reanalyse the last submitted request is analysed again with the new model unless a newer
+        one is already pending. The app does not use it: the session submits a fresh request itself
+        after a model switch (once: the drawing is not analysed twice).
         """
         with self._cond:
             if self._stopping:
                 return
-            self._generation += 1
+            self._generation = self._generation + 1 if generation is None else int(generation)
             self._pending_model = (self._generation, model)
             if reanalyse and self._pending is None and self._last_request is not None:
                 self._pending = self._last_request
@@ -195,21 +202,12 @@ class InferenceWorker(QObject):
 
     # -- GUI thread: results -----------------------------------------------------------------------
 
-    def _on_result_posted(self, payload: tuple[int, int, Snapshot | None, str | None]) -> None:
-        generation, request_id, snapshot, error = payload
-        with self._cond:
-            current = self._generation
-        key = (generation, request_id)
-        if self._stopped or generation != current or (
-                self._last_delivered is not None and key <= self._last_delivered):
-            self.dropped += 1
+    def _on_result_posted(self, payload: tuple[int, int, Any, str | None]) -> None:
+        if self._stopped:
             return
-        self._last_delivered = key
+        generation, request_id, snapshot, error = payload
         self.delivered += 1
-        if snapshot is not None:
-            self.snapshot_ready.emit(snapshot)
-        else:
-            self.analysis_failed.emit(request_id, error or "analysis failed")
+        self.result_ready.emit(WorkerResult(generation, request_id, snapshot, error))
 
 
 def _message(exc: BaseException) -> str:

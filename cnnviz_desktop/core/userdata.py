@@ -1,5 +1,6 @@
 """Where the app keeps what the user creates: settings, trained weights, exported images.
 
+Settings (settings.ini) live here too, so ``$CNNVIZ_USER_DATA`` moves all of it at once.
 Always the platform's per-user data directory (``platformdirs.user_data_dir('cnnviz', 'CNNViz')``: on Linux
 ``$XDG_DATA_HOME/cnnviz``, by default ``~/.local/share/cnnviz``), never the checkout or the frozen bundle, which
 may be read-only and is replaced on every update. ``$CNNVIZ_USER_DATA`` overrides it (tests, portable installs).
@@ -44,5 +45,5 @@ def user_weights_dir() -> Path:
 
 
 def settings_path() -> Path:
-    """The settings file (``<user data>/settings.json``; not created)."""
-    return user_data_dir() / "settings.json"
+    """The settings file (``<user data>/settings.ini``, written by ui/settings.py; not created)."""
+    return user_data_dir() / "settings.ini"

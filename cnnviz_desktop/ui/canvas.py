@@ -76,6 +76,16 @@ class CanvasWidget(QWidget):
             self._overlay = to_qimage(self._overlay_buffer)
         self.update()
 
+    @property
+    def overlay_rgba(self) -> np.ndarray | None:
+        """The overlay shown on the grid, (rows, cols, 4) uint8 (a copy), or None when none is shown."""
+        return None if self._overlay_buffer is None else self._overlay_buffer.copy()
+
+    @property
+    def highlight(self) -> tuple[int, int, int, int] | None:
+        """The outlined block of cells (row0, col0, row1, col1; end exclusive), or None."""
+        return self._highlight
+
     def set_overlay_opacity(self, opacity: float) -> None:
         self._overlay_opacity = float(np.clip(opacity, 0.0, 1.0))
         self.update()

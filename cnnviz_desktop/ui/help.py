@@ -59,18 +59,13 @@ computation more faithfully than Grad-CAM's channel averages: comparing both is 
 rotation. View &rarr; Colour-blind-safe palette changes every map.</p>
 """
 
-SHORTCUTS = [
-    ("Drawing", [("Left / right button", "draw / erase"), ("Delete", "clear"), ("Ctrl+Z", "undo stroke"),
-                 ("Ctrl+Shift+Z, Ctrl+Y", "redo stroke"), ("[  ]", "brush smaller / larger")]),
-    ("Grad-CAM", [("H", "show / hide the overlay"), ("B", "both channels"), ("0 - 9", "isolate channel k"),
-                  ("C / Shift+C", "next / previous channel"), ("M", "Grad-CAM / HiResCAM"),
-                  ("Ctrl+0 - Ctrl+9", "explain digit k"), ("P", "explain the prediction"),
-                  ("Ctrl+Up / Ctrl+Down", "overlay opacity")]),
-    ("3D view", [("Left drag", "rotate"), ("Right or middle drag", "pan"), ("Wheel", "zoom"), ("R", "reset view"),
-                 ("F5 / F6 / F7", "front / side / top"), ("A", "auto-rotate"), ("L", "connections: significant / all / none")]),
-    ("Window", [("F11", "presentation mode"), ("F1 or ?", "this overlay"), ("Ctrl+M", "next model"),
-                ("Ctrl+O / Ctrl+S", "open image / save drawing"), ("Ctrl+Q", "quit")]),
-]
+def shortcut_rows() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The overlay's rows, generated from the action table and the view registry (one source of keys)."""
+    from .actions import help_rows
+    from .views import VIEWS
+
+    view_rows = [("Window", v.key, f"show / hide the {v.label} view") for v in VIEWS if v.key]
+    return help_rows(view_rows)
 
 
 def how_to_use_widget(parent: QWidget | None = None) -> QTextBrowser:
@@ -82,7 +77,9 @@ def how_to_use_widget(parent: QWidget | None = None) -> QTextBrowser:
 
 
 class ShortcutOverlay(QWidget):
-    """A translucent sheet over the window listing every shortcut; any key or click closes it."""
+    """A translucent sheet over the window listing every shortcut; any key or click closes it.
+
+    Groups are laid out in as many columns as fit the window (4, 2 or 1), so no cell is ever cut."""
 
     def __init__(self, parent: QWidget):
         super().__init__(parent)
@@ -90,42 +87,67 @@ class ShortcutOverlay(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAccessibleName("Keyboard shortcuts")
         outer = QVBoxLayout(self)
-        outer.setContentsMargins(60, 40, 60, 40)
-        title = QLabel("Keyboard shortcuts  (press any key to close)")
-        title.setStyleSheet("color: white; font-weight: bold;")
-        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        outer.addWidget(title)
-        grid = QGridLayout()
-        grid.setHorizontalSpacing(28)
-        grid.setVerticalSpacing(6)
-        outer.addLayout(grid)
+        outer.setContentsMargins(30, 20, 30, 20)
+        self.title = QLabel("Keyboard shortcuts  (press any key to close)")
+        self.title.setStyleSheet("color: white; font-weight: bold;")
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        outer.addWidget(self.title)
+        self.grid = QGridLayout()
+        self.grid.setHorizontalSpacing(36)
+        self.grid.setVerticalSpacing(14)
+        outer.addLayout(self.grid)
         outer.addStretch(1)
-        self._labels = [title]
-        for column, (group, rows) in enumerate(SHORTCUTS):
+        self.groups: list[QWidget] = []
+        self.labels: list[QLabel] = [self.title]
+        for group, rows in shortcut_rows():
+            box = QWidget()
+            table = QGridLayout(box)
+            table.setContentsMargins(0, 0, 0, 0)
+            table.setHorizontalSpacing(14)
+            table.setVerticalSpacing(3)
             head = QLabel(group)
             head.setStyleSheet("color: #ffb040; font-weight: bold;")
-            grid.addWidget(head, 0, column * 2, 1, 2)
-            self._labels.append(head)
+            table.addWidget(head, 0, 0, 1, 2)
+            self.labels.append(head)
             for row, (keys, what) in enumerate(rows, start=1):
                 k, w = QLabel(keys), QLabel(what)
                 k.setStyleSheet("color: white; font-weight: bold;")
                 w.setStyleSheet("color: #d8dce4;")
-                grid.addWidget(k, row, column * 2)
-                grid.addWidget(w, row, column * 2 + 1)
-                self._labels += [k, w]
+                table.addWidget(k, row, 0, Qt.AlignmentFlag.AlignTop)
+                table.addWidget(w, row, 1, Qt.AlignmentFlag.AlignTop)
+                self.labels += [k, w]
+            self.groups.append(box)
+        self.columns = 0
         self.hide()
         parent.installEventFilter(self)
 
     def set_scale(self, factor: float) -> None:
-        for label in self._labels:
+        for label in self.labels:
             font = QFont(label.font())
             font.setPointSizeF(self.parent().font().pointSizeF() * factor)
             label.setFont(font)
+
+    def _arrange(self) -> None:
+        """Place the groups in the most columns whose natural width fits the window."""
+        for box in self.groups:
+            self.grid.removeWidget(box)
+        available = self.parent().width() - 60
+        widths = [box.sizeHint().width() for box in self.groups]
+        spacing = self.grid.horizontalSpacing()
+        for columns in (4, 2, 1):
+            rows = [widths[i:i + columns] for i in range(0, len(widths), columns)]
+            col_widths = [max(r[c] for r in rows if c < len(r)) for c in range(columns)]
+            if sum(col_widths) + spacing * (columns - 1) <= available or columns == 1:
+                break
+        self.columns = columns
+        for i, box in enumerate(self.groups):
+            self.grid.addWidget(box, i // columns, i % columns, Qt.AlignmentFlag.AlignTop)
 
     def toggle(self) -> None:
         if self.isVisible():
             self.hide()
         else:
+            self._arrange()
             self.setGeometry(self.parent().rect())
             self.show()
             self.raise_()
@@ -133,12 +155,13 @@ class ShortcutOverlay(QWidget):
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         if obj is self.parent() and event.type() == QEvent.Type.Resize and self.isVisible():
+            self._arrange()
             self.setGeometry(self.parent().rect())
         return False
 
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor(8, 10, 14, 225))
+        painter.fillRect(self.rect(), QColor(8, 10, 14, 232))
         painter.end()
 
     def keyPressEvent(self, event) -> None:  # noqa: N802

@@ -1,4 +1,5 @@
-"""InferenceWorker: latest wins, stale results dropped, errors reported, model switch, clean stop."""
+"""InferenceWorker: latest wins, stale results dropped (by the session, the one filter), errors reported,
+model switch, clean stop."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from cnnviz_desktop.core.analysis import AnalysisRequest, Analyzer
+from cnnviz_desktop.core.session import Session
 from cnnviz_desktop.worker import InferenceWorker
 
 WAIT_MS = 30_000  # generous: a deadline for a hang, not a timing assertion
@@ -35,8 +37,19 @@ def make_worker(qtbot):
         worker = InferenceWorker(*args, **kwargs)
         workers.append(worker)
         snapshots, failures = [], []
-        worker.snapshot_ready.connect(snapshots.append)
-        worker.analysis_failed.connect(lambda rid, msg: failures.append((rid, msg)))
+        # What the app does: every result goes through the session, which drops stale ones.
+        session = Session()
+        worker.session = session
+
+        def on_result(result):
+            session.generation = worker.generation
+            if session.accept(result):
+                if result.snapshot is not None:
+                    snapshots.append(result.snapshot)
+                else:
+                    failures.append((result.request_id, result.error))
+
+        worker.result_ready.connect(on_result)
         return worker, snapshots, failures
 
     yield make
@@ -68,7 +81,7 @@ def test_rapid_submits_latest_always_delivered_in_order(qtbot, make_worker, tiny
     assert ids == sorted(set(ids)), "a result arrived after a newer one"
     assert not failures
     # Every request was either replaced while pending, delivered, or dropped as stale.
-    assert len(ids) + worker.coalesced + worker.dropped == 100
+    assert len(ids) + worker.coalesced + worker.session.dropped == 100
     assert all(s.model_name == "tiny" and not s.empty for s in snapshots)
 
 
@@ -77,7 +90,7 @@ def test_a_result_older_than_the_last_delivered_is_dropped(qtbot, make_worker, t
     worker.submit(AnalysisRequest(5, canvas(5)))
     qtbot.waitUntil(lambda: len(snapshots) == 1, timeout=WAIT_MS)
     worker.submit(AnalysisRequest(3, canvas(3)))
-    qtbot.waitUntil(lambda: worker.dropped == 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: worker.session.dropped == 1, timeout=WAIT_MS)
     worker.submit(AnalysisRequest(6, canvas(6)))
     qtbot.waitUntil(lambda: len(snapshots) == 2, timeout=WAIT_MS)
     assert [s.request_id for s in snapshots] == [5, 6]
@@ -135,12 +148,12 @@ def test_set_model_drops_old_results_and_reanalyses(qtbot, make_worker, tiny_ana
     worker, snapshots, _ = make_worker(gate)
     worker.submit(AnalysisRequest(1, canvas(1)))
     assert gate.started.wait(WAIT_MS / 1000)
-    worker.set_model(wide)  # while the old model is busy with request 1
+    worker.set_model(wide, reanalyse=True)  # while the old model is busy with request 1
     gate.release.set()
     qtbot.waitUntil(lambda: len(snapshots) == 1, timeout=WAIT_MS)
     # The old model's answer was dropped; request 1 was analysed again with the new model.
     assert snapshots[0].request_id == 1 and snapshots[0].model_name == "wide"
-    assert worker.dropped == 1
+    assert worker.session.dropped == 1
     worker.submit(AnalysisRequest(2, canvas(2)))
     qtbot.waitUntil(lambda: len(snapshots) == 2, timeout=WAIT_MS)
     assert snapshots[1].model_name == "wide"

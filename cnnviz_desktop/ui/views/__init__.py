@@ -1,0 +1,57 @@
+"""The view registry: every view of the window, registered in one place.
+
+A view is one module under ``ui/views/`` with one class implementing :class:`~.base.View`. The window
+builds its central widget and docks, the View menu (one toggle per view, with its key) and the help from
+:data:`VIEWS`; adding a view means adding its module and one line here. Views never import each other
+(an import-linter contract checks it): they talk to the session only.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+AREAS = ("central", "left", "right", "bottom")
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """id: unique name; title: dock title and View-menu text (with its '&' mnemonic); module and cls:
+    where the class lives (``cnnviz_desktop.ui.views.<module>.<cls>``); area: 'central' or a dock area;
+    key: the View-menu toggle's shortcut (None: no toggle key); visible: shown at first launch;
+    summary: one line for the help."""
+
+    id: str
+    title: str
+    module: str
+    cls: str
+    area: str
+    key: str | None = None
+    visible: bool = True
+    summary: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.title.replace("&", "")
+
+    def load(self):
+        """The view class (imported on first use, so a view's dependencies load only when it is built)."""
+        module = importlib.import_module(f"{__name__}.{self.module}")
+        return getattr(module, self.cls)
+
+
+VIEWS: tuple[ViewSpec, ...] = (
+    ViewSpec("scene", "3D network", "scene_view", "SceneView", "central",
+             summary="every neuron of the network, coloured by its activation, with the connections that matter"),
+    ViewSpec("drawing", "&Drawing", "drawing", "DrawingView", "left", "Ctrl+1",
+             summary="the 28x28 grid you draw on, with the Grad-CAM overlay and its channels"),
+    ViewSpec("probabilities", "Pro&babilities", "probabilities_view", "ProbabilitiesView", "left", "Ctrl+2",
+             summary="the network's probability for each digit; click a bar to explain that digit"),
+    ViewSpec("help", "How to &use", "help_view", "HelpView", "right", None, visible=False,
+             summary="what every part of the window shows and how it is computed"),
+)
+
+BY_ID = {spec.id: spec for spec in VIEWS}
+assert len(BY_ID) == len(VIEWS), "duplicate view id"
+assert all(spec.area in AREAS for spec in VIEWS)
+assert sum(spec.area == "central" for spec in VIEWS) == 1, "exactly one central view"

@@ -1,0 +1,38 @@
+"""The protocol every view implements (see ui/views/__init__.py for the registry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from PySide6.QtWidgets import QWidget
+
+
+@dataclass(frozen=True)
+class Style:
+    """How views should look: presentation (large, high contrast), text scale (1.0 normal, 1.6 in
+    presentation), palette ('default' or 'colorblind')."""
+
+    presentation: bool = False
+    scale: float = 1.0
+    palette: str = "default"
+
+
+class Host(Protocol):
+    """What a view may ask of the window: the session, and a line in the status bar."""
+
+    session: Any
+
+    def show_status(self, text: str, ms: int = 4000) -> None: ...
+
+
+class View(QWidget):
+    """A view: a widget that renders the session. ``attach(host)`` is called once, after construction;
+    the view then subscribes to the session's events and renders on each. ``apply_style(style)`` is called
+    whenever presentation mode or the palette changes. A view keeps no state that the session holds."""
+
+    def attach(self, host: Host) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def apply_style(self, style: Style) -> None:
+        """Default: nothing to restyle (fonts follow the window)."""
