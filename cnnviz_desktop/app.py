@@ -236,6 +236,7 @@ class SelfTest(QObject):
             "seconds_to_drawn_digit_frame": round(process_uptime(), 3),
             "gl": bool(self.window.scene is not None and self.window.scene.has_gl),
             "presentation": self.window.presentation,
+            "layout": self.window.layout_report(),
         }
         if self.owner.args.screenshot:
             path = Path(self.owner.args.screenshot)

@@ -573,6 +573,46 @@ class MainWindow(QMainWindow):
     def prediction_label(self) -> QLabel:
         return self.views["probabilities"].headline
 
+    def layout_report(self) -> dict:
+        """What a layout check needs, from public Qt state: window and screen sizes, the 3D view's share,
+        toolbar actions hidden behind an overflow chevron, visible buttons and labels narrower than their
+        size hint (clipped text), the text scale, the drawing grid's size."""
+        from PySide6.QtWidgets import QAbstractButton
+
+        screen = self.screen() or QApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else QRect()
+        hidden = []
+        for bar in self.toolbars.values():
+            for act in bar.actions():
+                if act.isVisible() and not act.isSeparator():
+                    widget = bar.widgetForAction(act)
+                    if widget is None or not widget.isVisible():
+                        hidden.append(act.objectName() or act.text())
+        clipped = []
+        for widget in self.findChildren(QWidget):
+            if not widget.isVisible() or not isinstance(widget, (QAbstractButton, QLabel)):
+                continue
+            if isinstance(widget, QLabel) and (widget.wordWrap() or widget.pixmap() is not None and
+                                               not widget.pixmap().isNull() or not widget.text()):
+                continue
+            if widget.sizePolicy().horizontalPolicy() == widget.sizePolicy().Policy.Ignored:
+                continue  # elided on purpose, full text in the tooltip
+            if widget.width() + 1 < widget.sizeHint().width():
+                clipped.append(f"{type(widget).__name__}:{getattr(widget, 'text', lambda: '')()}")
+        grid = self.canvas.grid_rect() if self.canvas is not None else None
+        return {
+            "window": [self.width(), self.height()],
+            "screen": [area.width(), area.height()],
+            "fits": bool(screen is None or self.frameGeometry().width() <= screen.geometry().width()
+                         and self.frameGeometry().height() <= screen.geometry().height()),
+            "scene_share": round(self.scene_share(), 4),
+            "toolbar_hidden": hidden,
+            "clipped": clipped,
+            "font_pt": self.font().pointSizeF(),
+            "normal_font_pt": self._normal_font.pointSizeF(),
+            "grid_px": [round(grid.width()), round(grid.height())] if grid is not None else None,
+        }
+
     def scene_share(self) -> float:
         """The 3D view's share of the window's area (0-1)."""
         central = self.centralWidget()
