@@ -122,6 +122,15 @@ def test(args: list[str]) -> int:
     shared_mnist = ROOT.parent / "shared" / "data" / "mnist"
     if shared_mnist.is_dir():
         env.setdefault("CNNVIZ_MNIST_DIR", str(shared_mnist))
+    if not args:  # the whole suite: check the layers (import-linter) and the style (ruff) first
+        bin_dir = python.parent
+        for name, cmd in (("import contracts", [str(bin_dir / "lint-imports")]),
+                          ("ruff", [str(bin_dir / "ruff"), "check", "cnnviz_desktop", "tests", "benchmarks"])):
+            say(f"checking {name}")
+            code = subprocess.call(cmd, cwd=ROOT, env=env)
+            if code:
+                say(f"{name} failed (exit {code})")
+                return code
     return subprocess.call([str(python), "-m", "pytest", *args], cwd=ROOT, env=env)
 
 

@@ -41,8 +41,12 @@ def answer(session, analyzer, request=None):
 
 
 def test_the_session_imports_no_qt():
-    assert "PySide6" not in sys.modules or all(
-        not name.startswith("cnnviz_desktop.ui") for name in sys.modules if name.startswith("cnnviz_desktop"))
+    import subprocess
+
+    code = ("import sys, cnnviz_desktop.core.session as s; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'OpenGL')]; "
+            "sys.exit(1 if bad else 0)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
 def test_requests_carry_the_view_state_and_results_are_shown(session, analyzer):

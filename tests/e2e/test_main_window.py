@@ -191,7 +191,8 @@ def test_menu_mnemonics_win_over_single_keys(start_app, qtbot):
         opened.append(dialog.windowTitle())
         dialog.close() if not isinstance(dialog, QDialog) else dialog.reject()
 
-    for menu_key, item_key, title in ((Qt.Key.Key_H, Qt.Key.Key_A, "About"), (Qt.Key.Key_M, Qt.Key.Key_C, "Model card")):
+    cases = ((Qt.Key.Key_H, Qt.Key.Key_A, "About"), (Qt.Key.Key_M, Qt.Key.Key_C, "Model card"))
+    for menu_key, item_key, title in cases:
         qtbot.keyClick(window, menu_key, Qt.KeyboardModifier.AltModifier)
         qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu), timeout=5_000)
         QTimer.singleShot(50, close_dialog)
