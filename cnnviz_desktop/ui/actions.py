@@ -72,7 +72,7 @@ def _channel(k: int) -> ActionSpec:
     return ActionSpec(
         f"channel_{k}", f"Channel &{k}", (str(k),), f"Grad-CAM of channel {k} alone", menu="E&xplain",
         submenu="Grad-CAM &channel", group="Explain" if k == 0 else None,
-        help="isolate channel k (0-9)" if k == 0 else "",
+        help="isolate channel k" if k == 0 else "",
         run=lambda w, on, k=k: w.session.set_channel(k),
         state=lambda s, k=k: s.channel == k,
         visible=lambda s, k=k: k < max(s.channels, 2))
@@ -82,7 +82,7 @@ def _target(d: int) -> ActionSpec:
     return ActionSpec(
         f"explain_{d}", f"Explain digit &{d}", (f"Ctrl+{d}",), f"Grad-CAM explains digit {d}", menu="E&xplain",
         submenu="Explain &digit", group="Explain" if d == 0 else None,
-        help="explain digit k (Ctrl+0 - Ctrl+9)" if d == 0 else "",
+        help="explain digit k" if d == 0 else "",
         run=lambda w, on, d=d: w.session.set_target(d),
         state=lambda s, d=d: s.target == d and s.contrast is None)
 
@@ -120,12 +120,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
                run=lambda w, on: w.session.set_overlay_visible(on), state=lambda s: s.overlay_visible),
     ActionSpec("hirescam", "&HiResCAM instead of Grad-CAM", ("M",),
                "HiResCAM: exact gradient x activation per cell, instead of Grad-CAM's channel averages",
-               menu="E&xplain", toolbar="Explain", icon_text="HiResCAM", group="Explain",
+               menu="E&xplain", toolbar="Explain", icon_text="HiResCAM", group="Explain", help="Grad-CAM / HiResCAM",
                run=lambda w, on: w.session.set_map_kind("hirescam" if on else "gradcam"),
                state=lambda s: s.map_kind == "hirescam"),
     ActionSpec("both", "&Both channels", ("B",), "Grad-CAM of all channels summed (the tug-of-war)",
                menu="E&xplain", submenu="Grad-CAM &channel", toolbar="Explain", icon_text="Both",
-               group="Explain", run=lambda w, on: w.session.set_channel(None), state=lambda s: s.channel is None),
+               group="Explain", help="both channels summed", run=lambda w, on: w.session.set_channel(None),
+               state=lambda s: s.channel is None),
     *(_channel(k) for k in range(10)),
     ActionSpec("next_channel", "&Next channel", ("C",), "Step to the next Grad-CAM channel", menu="E&xplain",
                submenu="Grad-CAM &channel", group="Explain", run=lambda w, on: w.session.step_channel(1),
@@ -139,7 +140,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                state=lambda s: s.target is None and s.contrast is None),
     *(_target(d) for d in range(10)),
     ActionSpec("opacity_up", "More opa&que overlay", ("Ctrl+Up",), "Overlay opacity up", menu="E&xplain",
-               group="Explain", help="overlay opacity up / down (Ctrl+Down)",
+               group="Explain", help="overlay opacity up / down",
                run=lambda w, on: w.session.set_overlay_opacity(w.session.overlay_opacity + 0.1),
                separator_before=True),
     ActionSpec("opacity_down", "More &transparent overlay", ("Ctrl+Down",), "Overlay opacity down",
@@ -148,7 +149,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("reset_view", "&Reset 3D view", ("R",), "Reset the 3D camera", menu="&View", toolbar="Scene",
                icon_text="Reset view", group="3D view", run=lambda w, on: w.scene_command("reset_view")),
     ActionSpec("front_view", "&Front view", ("F5",), "Look at the network from the front", menu="&View",
-               group="3D view", help="front view (F6 side, F7 top)",
+               group="3D view", help="front / side / top view",
                run=lambda w, on: w.scene_command("preset_view", "front")),
     ActionSpec("side_view", "&Side view", ("F6",), "Look at the network from the side", menu="&View",
                run=lambda w, on: w.scene_command("preset_view", "side")),
@@ -229,11 +230,3 @@ def help_rows(view_rows: list[tuple[str, str, str]] | None = None) -> list[tuple
         rows[group].append((keys, what))
     return [(g, rows[g]) for g in HELP_GROUPS]
 
-
-def markdown_key_table(view_rows: list[tuple[str, str, str]] | None = None) -> str:
-    """The README's key table, generated from the action table."""
-    lines = ["| keys | what | where |", "|---|---|---|"]
-    for group, rows in help_rows(view_rows):
-        for keys, what in rows:
-            lines.append(f"| {keys} | {what} | {group} |")
-    return "\n".join(lines)

@@ -43,9 +43,9 @@ class ViewSpec:
 VIEWS: tuple[ViewSpec, ...] = (
     ViewSpec("scene", "3D network", "scene_view", "SceneView", "central",
              summary="every neuron of the network, coloured by its activation, with the connections that matter"),
-    ViewSpec("drawing", "&Drawing", "drawing", "DrawingView", "left", "Ctrl+1",
+    ViewSpec("drawing", "&Drawing", "drawing", "DrawingView", "left", "Alt+1",
              summary="the 28x28 grid you draw on, with the Grad-CAM overlay and its channels"),
-    ViewSpec("probabilities", "Pro&babilities", "probabilities_view", "ProbabilitiesView", "left", "Ctrl+2",
+    ViewSpec("probabilities", "Pro&babilities", "probabilities_view", "ProbabilitiesView", "left", "Alt+2",
              summary="the network's probability for each digit; click a bar to explain that digit"),
     ViewSpec("help", "How to &use", "help_view", "HelpView", "right", None, visible=False,
              summary="what every part of the window shows and how it is computed"),
