@@ -98,6 +98,7 @@ class Application(QObject):
         self._problems = problems
 
     def start(self) -> None:
+        first_run = self.store.value("window/geometry") is None
         self.window.restore_window()
         if self.args.presentation:
             self.session.set_presentation(True)
@@ -105,8 +106,10 @@ class Application(QObject):
             self.window.show()
         self.window.schedule_layout()
         self.window_visible_at = process_uptime()
+        if first_run:
+            self.window.show_status("Draw a digit on the grid.  F1: every key  \u00b7  Shift+F1: how to use", 15000)
         for problem in self._problems:
-            self.window.show_status(problem.capitalize(), 10000)
+            self.window.show_status(problem[:1].upper() + problem[1:], 10000)
         name = self.args.model or self.session.last_model("tiny")
         self.loader.load(name)
 

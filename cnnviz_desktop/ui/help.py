@@ -38,6 +38,9 @@ drawing grid.</li>
 <li>It is computed on the last convolution block after ReLU and max-pooling (5&times;5 cells per channel) because
 exactly those cells feed the classifier: every coloured cell really reaches the output. Each cell covers a
 patch of the input, so the map is coarse.</li>
+<li>Under the grid, the legend says what red and blue mean for this drawing, and the thumbnails show every
+channel's map next to their sum at once (click one to put it on the grid). <b>Shift+click</b> a second probability
+bar to ask 'why A rather than B': the map then explains logit A minus logit B.</li>
 <li><b>B</b> shows both channels together (their sum: the tug-of-war); <b>0</b>&ndash;<b>9</b> isolate one channel
 (C / Shift+C step
 through them). The tiny network has only two channels in that layer, so it must build every digit from two
