@@ -43,6 +43,7 @@ class MainWindow(QMainWindow):
     """Signals: model_requested(str): the user asked for another model (shipped name or path)."""
 
     model_requested = Signal(str)
+    snapshot_applied = Signal(object)  # after the views rendered a new snapshot (tools and benchmarks)
 
     def __init__(self, session, gl: bool = True, settings=None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -249,6 +250,8 @@ class MainWindow(QMainWindow):
     def _on_snapshot(self, snapshot) -> None:
         ms = self.session.analysis_ms
         self.analysis_label.setText(f"analysis: {ms:.1f} ms" if ms is not None else "analysis: -")
+        # Connected after the views (they attached first), so they have rendered it by now.
+        self.snapshot_applied.emit(snapshot)
 
     def _sync_actions(self) -> None:
         """Every toggle shows the session's true state; actions that do not apply are hidden."""
@@ -442,6 +445,9 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ commands (the action table runs these)
     def scene_command(self, name: str, *args) -> None:
         self.views["scene"].command(name, *args)
+
+    def clear_canvas(self) -> None:
+        self.session.clear()
 
     def toggle_help(self) -> None:
         self.toggle_view("help")
