@@ -56,6 +56,7 @@ def test_requests_carry_the_view_state_and_results_are_shown(session, analyzer):
     stroke(session, [(14.0, 4.0), (14.5, 24.0)])
     assert answer(session, analyzer)
     assert session.snapshot.predicted == 1 and session.settled
+    assert session.analysis_ms == session.snapshot.timings["total"]  # not the sum of all stages (x2)
     session.set_target(7, contrast=1)
     request = session.requests[-1]
     assert (request.target, request.contrast) == (7, 1)

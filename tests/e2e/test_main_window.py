@@ -382,3 +382,50 @@ def test_two_instances_keep_each_others_settings(start_app, qtbot, settings, tmp
     settings.sync()
     assert settings.value("view/palette") == "colorblind"
     assert float(settings.value("overlay/opacity")) == pytest.approx(0.3)
+
+
+def test_settings_and_error_log_follow_cnnviz_user_data(tmp_path):
+    data = tmp_path / "data"
+    env = dict(os.environ, CNNVIZ_USER_DATA=str(data), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    result = subprocess.run([sys.executable, "-m", "cnnviz_desktop", "--self-test"], capture_output=True,
+                            text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "[model]\nlast=tiny" in (data / "settings.ini").read_text()
+    assert not (tmp_path / "config").exists(), "nothing may be written outside the user data folder"
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0 < report["analysis_ms"] < 10_000
+
+
+def test_an_unwritable_data_folder_says_where_the_details_could_not_go(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder should be")
+    script = (
+        "import sys\n"
+        "from cnnviz_desktop.ui.views import probabilities_view\n"
+        "def broken(self):\n"
+        "    if self.session.snapshot is not None and not self.session.snapshot.empty:\n"
+        "        raise RuntimeError('injected failure')\n"
+        "probabilities_view.ProbabilitiesView.render = broken\n"
+        "from cnnviz_desktop.__main__ import main\n"
+        "sys.exit(main(['--self-test']))\n"
+    )
+    env = dict(os.environ, CNNVIZ_USER_DATA=str(blocker / "data"))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 1
+    assert "could not be written to" in result.stderr and str(blocker / "data") in result.stderr
+    assert "injected failure" in result.stderr  # the details are not lost: they follow on stderr
+
+
+def test_open_a_broken_or_huge_image_says_cannot_open_this_image(start_app, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    window = start_app().window
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: shown.append((title, text)))
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    drag(window.canvas, [(14.0, 4.0), (14.5, 24.0)])
+    before = window.canvas.model.pixels.copy()
+    assert not window.load_image(bad)
+    assert shown and shown[0][1].startswith("cannot open this image") and "broken.png" in shown[0][1]
+    assert np.array_equal(window.canvas.model.pixels, before)  # the drawing is kept
