@@ -1,6 +1,6 @@
 """Print the README's key table, generated from the action table and the view registry.
 
-    python -m cnnviz_desktop.devtools.keys_table
+    python -m cnnviz_desktop.devtools.keys_table [--write-readme]
 
 tests/ui/test_actions.py checks that README.md holds exactly this table.
 """
@@ -18,5 +18,22 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def write_readme(path=None) -> None:
+    """Replace the table between the README's keys:begin/keys:end markers."""
+    from pathlib import Path
+
+    path = Path(path or Path(__file__).resolve().parents[2] / "README.md")
+    text = path.read_text()
+    begin, end = "<!-- keys:begin -->\n", "\n<!-- keys:end -->"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(head + begin + table() + end + tail)
+
+
 if __name__ == "__main__":
-    print(table())
+    import sys
+
+    if "--write-readme" in sys.argv[1:]:
+        write_readme()
+    else:
+        print(table())

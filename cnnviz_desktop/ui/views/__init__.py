@@ -47,6 +47,8 @@ VIEWS: tuple[ViewSpec, ...] = (
              summary="the 28x28 grid you draw on, with the Grad-CAM overlay and its channels"),
     ViewSpec("probabilities", "Pro&babilities", "probabilities_view", "ProbabilitiesView", "left", "Alt+2",
              summary="the network's probability for each digit; click a bar to explain that digit"),
+    ViewSpec("feature_maps", "F&eature maps", "feature_maps", "FeatureMapsView", "right", "Alt+3", visible=False,
+             summary="every convolution and pooling output of your drawing, one small image per channel"),
     ViewSpec("help", "How to &use", "help_view", "HelpView", "right", None, visible=False,
              summary="what every part of the window shows and how it is computed"),
 )
