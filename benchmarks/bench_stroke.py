@@ -2,9 +2,11 @@
 
     python benchmarks/bench_stroke.py [--model tiny] [--seconds 10] [--hz 120] [--input synthetic|xdotool]
 
---input synthetic (default): synthetic mouse moves at 120 Hz for 10 s go through the canvas's real mouse handlers (zig-zag strokes
-across the grid). For every request we remember when its input event happened; when the 3D view swaps
-a frame after the window applied that request's analysis, latency = swap time - event time. Also:
+--input synthetic (default): synthetic mouse moves at 120 Hz for 10 s go through the canvas's real
+mouse handlers (zig-zag strokes across the grid). Moves that come due while a frame renders are merged
+into the newest, as Qt's X11 motion compression did before the app turned it off; the figures stay
+comparable with earlier runs, while --input xdotool measures what the app does now.
+For every request we remember when its input event happened; when the 3D view swaps a frame after the window applied that request's analysis, latency = swap time - event time. Also:
 frames per second, requests submitted, analyses delivered, requests coalesced by the worker, and
 whether the last stroke's analysis was shown. The baseline measured in the same run is the frame
 time of the idle window (repaint of the unchanged scene), so the ratio says what a stroke costs.
@@ -167,8 +169,8 @@ def main() -> None:
 
     def tick():
         # Moves are due at 120 Hz of wall-clock time. While the GUI thread was busy (rendering a frame),
-        # several may have come due: like the X server's motion compression, only the newest position
-        # of each stroke is delivered (presses and releases never are skipped).
+        # several may have come due: like Qt's X11 motion compression (now off in the app), only the newest
+        # position of each stroke is delivered (presses and releases never are skipped).
         due = min(total - 1, int((time.perf_counter() - start) * args.hz))
         i = state["i"]
         if i > due:

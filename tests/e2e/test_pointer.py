@@ -138,8 +138,8 @@ def test_pen_pressure_sets_width_and_zero_is_thinnest(start_app, qtbot):
     ink = {}
     for pressure in (0.0, 0.5, 1.0):
         window.clear_canvas()
-        points = []
-        canvas.point_applied.connect(lambda x, y: points.append((x, y)))
+        points: list[tuple[float, float]] = []
+        canvas.point_applied.connect(lambda x, y, points=points: points.append((x, y)))
         pen_line(canvas, pen, pressure)
         canvas.point_applied.disconnect()
         assert len(points) == 21 and not canvas.model.in_stroke
