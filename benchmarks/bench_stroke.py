@@ -16,8 +16,8 @@ strokes at --hz (default 125 Hz here), button down, one xdotool process per stro
 Qt's platform plugin deliver the events exactly as for a user's mouse. Reports, besides the figures
 above, how many positions were sent (each is a distinct pixel, so X delivers each as one motion event),
 how many reached the canvas (its point_applied signal) and the fraction (1.0 expected). For contrast the
-same strokes are also drawn for a few seconds with Qt's motion compression switched back on (what the
-app did before). Latency here is measured from the event's X server timestamp, put on this process's
+same strokes are also drawn for --compressed-seconds with Qt's motion compression switched back on
+(what the app did before), alternating stroke by stroke with the normal ones. Latency here is measured from the event's X server timestamp, put on this process's
 clock by the smallest observed delivery delay (so it excludes that constant part).
 
 Needs an X display with OpenGL; without DISPLAY it re-runs itself under xvfb-run at 1280x720.
@@ -299,39 +299,55 @@ def run_xdotool(args, app, owner, idle_frame_ms) -> dict:
     window.snapshot_applied.connect(on_applied)
     view.frameSwapped.connect(on_frame)
 
-    def draw(seconds: float) -> tuple[int, int, int, float]:
-        """Strokes for ``seconds``; returns (strokes, positions sent, positions applied, elapsed s)."""
+    phase = {"compressed": False}
+    totals = {False: {"strokes": 0, "sent": 0, "applied": 0, "seconds": 0.0, "frames": [], "handler": []},
+              True: {"strokes": 0, "sent": 0, "applied": 0, "seconds": 0.0, "frames": [], "handler": []}}
+
+    def stroke(k: int) -> None:
+        """Stroke k through xdotool, in the current phase (Qt's motion compression on or off)."""
+        compressed = phase["compressed"]
+        QCoreApplication.setAttribute(compress, compressed)
+        total = totals[compressed]
         sent0, applied0 = state["sent"], state["applied"]
         frame_times.clear()
         handler_ms.clear()
         start = time.perf_counter()
-        k = 0
-        while time.perf_counter() - start < seconds:
-            if k % 8 == 7:
-                window.clear_canvas()
-            points = []
-            for x, y in stroke_cells(k):
-                p = canvas.mapToGlobal(canvas.cell_centre(x, y)).toPoint()
-                if not points or p != points[-1]:
-                    points.append(p)
-            cmd = ["xdotool", "mousemove", str(points[0].x()), str(points[0].y()), "sleep", "0.05",
-                   "mousedown", "1"]
-            for p in points[1:]:
-                cmd += ["sleep", f"{1 / args.hz:.4f}", "mousemove", str(p.x()), str(p.y())]
-            cmd += ["sleep", "0.02", "mouseup", "1"]
-            finished = state["finished"]
-            proc = subprocess.Popen(cmd)
-            while proc.poll() is None:
-                app.processEvents()
-            t_end = time.monotonic() + 5
-            while state["finished"] == finished and time.monotonic() < t_end:
-                app.processEvents()
-            state["sent"] += len(points)
-            k += 1
-        return k, state["sent"] - sent0, state["applied"] - applied0, time.perf_counter() - start
+        if k % 8 == 7:
+            window.clear_canvas()
+        points = []
+        for x, y in stroke_cells(k):
+            p = canvas.mapToGlobal(canvas.cell_centre(x, y)).toPoint()
+            if not points or p != points[-1]:
+                points.append(p)
+        cmd = ["xdotool", "mousemove", str(points[0].x()), str(points[0].y()), "sleep", "0.05", "mousedown", "1"]
+        for p in points[1:]:
+            cmd += ["sleep", f"{1 / args.hz:.4f}", "mousemove", str(p.x()), str(p.y())]
+        cmd += ["sleep", "0.02", "mouseup", "1"]
+        finished = state["finished"]
+        proc = subprocess.Popen(cmd)
+        while proc.poll() is None:
+            app.processEvents()
+        t_end = time.monotonic() + 5
+        while state["finished"] == finished and time.monotonic() < t_end:
+            app.processEvents()
+        state["sent"] += len(points)
+        total["strokes"] += 1
+        total["sent"] += state["sent"] - sent0
+        total["applied"] += state["applied"] - applied0
+        total["seconds"] += time.perf_counter() - start
+        total["frames"] += frame_times
+        total["handler"] += handler_ms
 
-    n_strokes, sent, applied, elapsed = draw(args.seconds)
-    n_frames = len(frames)
+    # The two phases alternate stroke by stroke, so both see the same (shared, noisy) machine.
+    ratio = args.compressed_seconds / args.seconds if args.seconds > 0 else 0.0
+    k = 0
+    while totals[False]["seconds"] < args.seconds:
+        phase["compressed"] = totals[True]["seconds"] < ratio * totals[False]["seconds"]
+        stroke(k)
+        k += 1
+    phase["compressed"] = False
+    stroke(k)  # the last stroke as the app draws it
+    QCoreApplication.setAttribute(compress, False)
     last_id = window.last_request_id
     deadline = time.monotonic() + 10
     while (window.snapshot is None or window.snapshot.request_id != last_id) and time.monotonic() < deadline:
@@ -340,24 +356,27 @@ def run_xdotool(args, app, owner, idle_frame_ms) -> dict:
     while time.monotonic() < t_wait and pending_frames:
         app.processEvents()
     last_shown = window.snapshot.request_id == last_id
-    def phase_latencies() -> list[float]:
-        # X timestamps -> this process's clock: the least-delayed delivery defines the offset.
-        offset_ms = min(stamps.offsets) if stamps.offsets else 0.0
-        return [now * 1000 - (event_xtime[rid] + offset_ms)
-                for now, ids in frame_times for rid in ids if rid in event_xtime]
+    # X timestamps -> this process's clock: the least-delayed delivery defines the offset.
+    offset_ms = min(stamps.offsets) if stamps.offsets else 0.0
 
-    latencies = phase_latencies()
-    handler = statistics.median(handler_ms) if handler_ms else None
+    def phase_latencies(total) -> list[float]:
+        return [now * 1000 - (event_xtime[rid] + offset_ms)
+                for now, ids in total["frames"] for rid in ids if rid in event_xtime]
+
+    off, on = totals[False], totals[True]
+    latencies = phase_latencies(off)
+    handler = statistics.median(off["handler"]) if off["handler"] else None
+    n_strokes, sent, applied, elapsed = off["strokes"], off["sent"], off["applied"], off["seconds"]
+    n_frames = len(off["frames"])
     compressed = None
-    if args.compressed_seconds > 0:
-        QCoreApplication.setAttribute(compress, True)
-        _, c_sent, c_applied, c_elapsed = draw(args.compressed_seconds)
-        QCoreApplication.setAttribute(compress, False)
-        c_lat = phase_latencies()
-        compressed = {"seconds": round(c_elapsed, 2), "positions_sent": c_sent, "positions_applied": c_applied,
-                      "fraction_applied": round(c_applied / c_sent, 3) if c_sent else None,
+    if on["strokes"]:
+        c_lat = phase_latencies(on)
+        compressed = {"seconds": round(on["seconds"], 2), "strokes": on["strokes"],
+                      "positions_sent": on["sent"], "positions_applied": on["applied"],
+                      "fraction_applied": round(on["applied"] / on["sent"], 3) if on["sent"] else None,
                       "latency_ms_median": round(statistics.median(c_lat), 2) if c_lat else None,
-                      "fps": round(len(frame_times) / c_elapsed, 1)}
+                      "latency_ms_p95": round(percentile(c_lat, 0.95), 2) if c_lat else None,
+                      "fps": round(len(on["frames"]) / on["seconds"], 1)}
     canvas.removeEventFilter(stamps)
     coalesced = getattr(owner.worker, "coalesced", None)
     median = statistics.median(latencies) if latencies else None
