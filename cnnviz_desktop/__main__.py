@@ -41,6 +41,18 @@ def configure_environment() -> None:
         os.environ.setdefault("PYOPENGL_PLATFORM", "glx")
 
 
+def configure_qt_attributes() -> None:
+    """Qt application attributes to set before the QApplication exists (after configure_environment).
+
+    A drawing app needs every pointer position the windowing system delivered, so Qt's merging of queued
+    mouse and tablet moves is turned off here, and again once the QApplication exists (app.run), because
+    the X11 platform plugin switches it back on while the application is built.
+    """
+    from .ui.canvas import keep_every_pointer_event
+
+    keep_every_pointer_event()
+
+
 def prewarm_torch() -> None:
     """Start importing torch (about 2-3 s) on a background thread now, while Qt builds the window on this
     one; the model loader then finds it (nearly) ready. Import errors surface later, in the loader."""
@@ -60,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot and not args.self_test:
         parser().error("--screenshot needs --self-test")
     configure_environment()
+    configure_qt_attributes()
     prewarm_torch()
     from .app import run
 

@@ -16,6 +16,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from .core.paths import resources_dir
+from .ui.canvas import keep_every_pointer_event
 from .ui.main_window import MainWindow
 
 
@@ -307,6 +308,7 @@ def run(args: argparse.Namespace) -> int:
     QApplication.setOrganizationName("CNNViz")
     QApplication.setApplicationName("CNNViz Desktop")
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    keep_every_pointer_event()  # after the QApplication exists: xcb turns motion compression on while building it
     app.setDesktopFileName("cnnviz")
     icon = resources_dir() / "icons" / "cnnviz.png"
     if icon.is_file():

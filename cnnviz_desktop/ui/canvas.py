@@ -2,13 +2,17 @@
 
 The widget only translates input into CanvasModel calls and paints; every change emits
 ``canvas_changed`` so the window can submit an analysis request (the worker coalesces them).
+
+Every position the windowing system delivers is applied (one capsule per segment): the app turns off
+Qt's motion-event compression (``keep_every_pointer_event``), so a fast curve keeps its shape instead
+of becoming a few straight chords. ``point_applied`` reports each applied position.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen  # noqa: F401
+from PySide6.QtCore import QCoreApplication, QEvent, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QInputDevice, QPainter, QPen, QPointingDevice  # noqa: F401
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..core.canvas import CanvasModel
@@ -18,9 +22,36 @@ BACKGROUND = QColor(12, 14, 18)
 GRID_PEN = QColor(255, 255, 255, 22)
 
 
+def keep_every_pointer_event() -> None:
+    """Turn off Qt's merging of queued mouse/touch moves (AA_CompressHighFrequencyEvents) and tablet moves.
+
+    On X11 the xcb platform plugin switches the compression ON while the QApplication is being built
+    (measured with PySide6 6.11: False before, True after, whatever was set before), and it reads the flag
+    for every event, so this must run after the QApplication exists (running it before as well is
+    harmless). Without it, moves that queue while the GUI thread renders the 3D view are merged into the
+    newest one: at 125 Hz about 70 % of the positions never reach the grid and curves become chords.
+    Every delivered position then costs one capsule stamp and one (coalesced) request: cheap.
+    """
+    QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_CompressHighFrequencyEvents, False)
+    QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_CompressTabletEvents, False)
+
+
+def pen_pressure(event) -> float:
+    """Pressure of a tablet event in [0, 1]; 0 is the lightest touch (thinnest line), not "unknown".
+    A pointing device that reports no pressure at all (no Pressure capability) draws at full width."""
+    device = event.pointingDevice()
+    if device is not None and not (device.capabilities() & QInputDevice.Capability.Pressure):
+        return 1.0
+    return float(np.clip(float(event.pressure()), 0.0, 1.0))
+
+
 class CanvasWidget(QWidget):
+    """Signals: canvas_changed() after every change of the drawing; stroke_finished() when a stroke ends;
+    point_applied(x, y) once per input position painted (press or move), in cell units."""
+
     canvas_changed = Signal()
     stroke_finished = Signal()
+    point_applied = Signal(float, float)
 
     def __init__(self, model: CanvasModel | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -151,6 +182,7 @@ class CanvasWidget(QWidget):
     def _begin(self, pos: QPointF, erase: bool, pressure: float = 1.0) -> None:
         x, y = self.to_cells(pos)
         self.model.begin_stroke(x, y, erase=erase, pressure=pressure)
+        self.point_applied.emit(x, y)
         self.notify_changed()
 
     def _extend(self, pos: QPointF, pressure: float = 1.0) -> None:
@@ -158,6 +190,7 @@ class CanvasWidget(QWidget):
             return
         x, y = self.to_cells(pos)
         self.model.extend_stroke(x, y, pressure=pressure)
+        self.point_applied.emit(x, y)
         self.notify_changed()
 
     def _end(self) -> None:
@@ -192,10 +225,11 @@ class CanvasWidget(QWidget):
         event.accept()  # the right button erases; no context menu on the grid
 
     def tabletEvent(self, event) -> None:  # noqa: N802
-        """Pen input with pressure; the eraser end of a pen erases."""
+        """Pen input with pressure (0 = thinnest line); the eraser end of a pen erases."""
         kind = event.type()
-        pressure = float(event.pressure()) or 1.0
-        eraser = event.pointerType().name == "Eraser" or bool(event.buttons() & Qt.MouseButton.RightButton)
+        pressure = pen_pressure(event)
+        eraser = (event.pointerType() == QPointingDevice.PointerType.Eraser
+                  or bool(event.buttons() & Qt.MouseButton.RightButton))
         if kind == QEvent.Type.TabletPress:
             self._begin(event.position(), erase=eraser, pressure=pressure)
         elif kind == QEvent.Type.TabletMove:

@@ -8,6 +8,16 @@ import pytest
 from PySide6.QtCore import QSettings
 
 
+def pytest_configure(config):
+    """The app's Qt attributes (no motion-event compression), set before pytest-qt creates the QApplication,
+    as the app's entry point does; start_app sets them again once it exists, as app.run does (the X11
+    platform plugin turns the compression on while the QApplication is built). So tests see the pointer
+    input users get."""
+    from cnnviz_desktop.__main__ import configure_qt_attributes
+
+    configure_qt_attributes()
+
+
 def make_args(**overrides) -> argparse.Namespace:
     from cnnviz_desktop.__main__ import parser
 
@@ -26,7 +36,9 @@ def settings(tmp_path):
 def start_app(qtbot, qapp, settings):
     """start_app(**args) -> Application, with the model loaded and the first (empty) analysis shown."""
     from cnnviz_desktop.app import Application
+    from cnnviz_desktop.ui.canvas import keep_every_pointer_event
 
+    keep_every_pointer_event()
     started = []
 
     def start(**overrides):
