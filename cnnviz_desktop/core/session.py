@@ -381,8 +381,9 @@ class Session:
             values = snap.canvas_hirescam
             return OverlayMap(values, float(np.abs(values).max()), "hirescam", None)
         scale = float(max(np.abs(snap.canvas_cam).max(), np.abs(snap.canvas_cam_channels).max()))
-        values = snap.canvas_cam if self.channel is None else snap.canvas_cam_channels[self.channel]
-        return OverlayMap(values, scale, "gradcam", self.channel)
+        channel = self.channel if self.channel is not None and self.channel < len(snap.canvas_cam_channels) else None
+        values = snap.canvas_cam if channel is None else snap.canvas_cam_channels[channel]
+        return OverlayMap(values, scale, "gradcam", channel)
 
     def channel_maps(self) -> list[tuple[str, np.ndarray]]:
         """(label, (H, W) signed canvas map) for 'Both' and each channel (at most 10 channels), for

@@ -176,7 +176,7 @@ def test_pen_eraser_end_erases(start_app, qtbot):
     pixels = canvas.model.pixels
     assert pixels[14, 14] == 0.0 and pixels[14, 6] > 0.9
     # One undo step brings the erased part back.
-    window.undo()
+    window.session.undo()
     assert canvas.model.pixels[14, 14] > 0.9
     settle(qtbot, window)
 

@@ -73,6 +73,11 @@ class DrawingView(View):
         self.blank_note = QLabel()
         self.blank_note.setWordWrap(True)
         self.blank_note.setStyleSheet("color: #c9b26a;")
+        # The note comes and goes with the drawing: it keeps its room, so the grid never moves mid-stroke.
+        policy = self.blank_note.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
+        self.blank_note.setSizePolicy(policy)
         sliders = QGridLayout()
         sliders.setHorizontalSpacing(6)
         sliders.setVerticalSpacing(2)
@@ -129,6 +134,8 @@ class DrawingView(View):
         if self.canvas is not None:
             self.canvas.set_large(style.presentation)
         self._thumb_size = int(THUMB * (1.2 if style.presentation else 1.0))
+        lines = 1 if style.presentation else 2
+        self.blank_note.setFixedHeight(int(self.blank_note.fontMetrics().lineSpacing() * lines + 4))
         # On a projector every line counts: the method line is in the tooltip, the note is one line.
         self.method.setVisible(not style.presentation)
         self._rebuild_channels()
@@ -249,7 +256,8 @@ class DrawingView(View):
         verb = "for" if self._style.presentation else "pushes"
         self.legend.setText(f"<b><span style='color:{red}'>red</span></b>: {verb} {towards} &nbsp; "
                             f"<b><span style='color:{blue}'>blue</span></b>: against")
-        self.method.setText(f"{what} · explains {session.explains_text()}{hidden}")
+        self.method.setText(f"{what}{hidden}")
+        self.method.setToolTip(f"{what}: explains {session.explains_text()}")
 
     def _render_highlight(self) -> None:
         if self.canvas is not None and self.session is not None:
