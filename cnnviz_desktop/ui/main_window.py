@@ -455,7 +455,8 @@ class MainWindow(QMainWindow):
         from ..core.analysis import AnalysisRequest
 
         self._next_id += 1
-        request = AnalysisRequest(self._next_id, self.canvas.model.pixels.copy(), target=self._target)
+        request = AnalysisRequest(self._next_id, self.canvas.model.pixels.copy(), target=self._target,
+                                  strokes=self.canvas.model.strokes)
         self._submitted_at = time.perf_counter()
         self.request_ready.emit(request)
 
