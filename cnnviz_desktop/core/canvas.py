@@ -22,6 +22,16 @@ GRID = 28
 DEFAULT_RADIUS = 1.3
 MIN_RADIUS, MAX_RADIUS = 0.5, 4.0
 UNDO_LIMIT = 200
+# Positions further than this (cells) from the grid are clamped: nothing is painted out there, and
+# squared distances must stay finite in float32.
+FAR = 1.0e6
+
+
+def _tame(v: float) -> float:
+    """A position coordinate as a float clamped to +-FAR; NaN and +-inf (a broken event) become NaN,
+    and such a point is skipped."""
+    v = float(v)
+    return min(max(v, -FAR), FAR) if math.isfinite(v) else math.nan
 
 
 class CanvasModel:
@@ -47,6 +57,7 @@ class CanvasModel:
                      t: float | None = None) -> None:
         """Start a stroke at (x, y) (cells) at time t (seconds, time.monotonic() if None); the state
         before it becomes one undo step."""
+        x, y = _tame(x), _tame(y)
         if self._last is not None:
             self.end_stroke()
         self._undo.append((self.pixels.copy(), self._strokes))
@@ -60,6 +71,7 @@ class CanvasModel:
 
     def extend_stroke(self, x: float, y: float, pressure: float = 1.0, t: float | None = None) -> None:
         """Paint the segment from the previous position to (x, y)."""
+        x, y = _tame(x), _tame(y)
         if self._last is None:
             self.begin_stroke(x, y, pressure=pressure, t=t)
             return

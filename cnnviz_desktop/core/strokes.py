@@ -20,6 +20,7 @@ Qt-free and torch-free.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from typing import TYPE_CHECKING
 
@@ -40,9 +41,9 @@ EDGE = 1.5
 # The smallest digit side (cell units) the pen is scaled against: a dot or a tiny dash stays a dot
 # of pen size instead of being blown up to fill the box.
 MIN_SIDE = 3.0
-# Centrelines are resampled to at most this spacing (input pixels) before rasterising: mouse
+# Centrelines are resampled to about this spacing (input pixels) before rasterising: mouse
 # events come far denser than that, and rasterising costs one distance per segment and pixel.
-SPACING = 0.5
+SPACING = 1.0
 # Coordinates beyond this many cells are clamped (only hostile input gets there; keeps arithmetic finite).
 FAR = 1.0e6
 # The working window (input pixels) the digit is rasterised in before its centre of mass is placed.
@@ -116,6 +117,9 @@ def _segments(xy: np.ndarray, pressure: np.ndarray) -> np.ndarray:
 def _clip_segments(seg: np.ndarray, w: float, h: float) -> np.ndarray:
     """Liang-Barsky: the parts of segments (S, 5) inside [0, w] x [0, h] (segments wholly outside
     are dropped), so ink dragged off the canvas does not count."""
+    xs, ys = seg[:, [0, 2]], seg[:, [1, 3]]
+    if xs.min() >= 0.0 and ys.min() >= 0.0 and xs.max() <= w and ys.max() <= h:
+        return seg  # the usual case: all on the canvas
     x0, y0, dx, dy = seg[:, 0], seg[:, 1], seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1]
     lo = np.zeros(len(seg))
     hi = np.ones(len(seg))
@@ -160,17 +164,29 @@ def _segment_distance(px: np.ndarray, py: np.ndarray, seg: np.ndarray) -> np.nda
     return np.sqrt(rx * rx + ry * ry)
 
 
-def _coverage(px: np.ndarray, py: np.ndarray, seg: np.ndarray, radius: np.ndarray) -> np.ndarray:
+def _coverage(px: np.ndarray, py: np.ndarray, seg: np.ndarray, radius: np.ndarray,
+              edge: float = EDGE) -> np.ndarray:
     """(P,) float32 coverage in [0, 1] of a union of capsules (segments (S, >=4), radii (S,)) with an
-    EDGE-wide linear anti-aliased rim centred on each radius."""
+    ``edge``-wide linear anti-aliased rim centred on each radius."""
     out = np.zeros(px.shape, dtype=np.float32)
-    rad = (radius.astype(np.float32) / np.float32(EDGE) + np.float32(0.5))[:, None]
+    inv = np.float32(1.0 / edge)
+    rad = (radius.astype(np.float32) * inv + np.float32(0.5))[:, None]
     for start in range(0, len(seg), 256):  # bounded memory for very long strokes
         part = seg[start:start + 256]
-        cov = rad[start:start + 256] - _segment_distance(px, py, part) / np.float32(EDGE)
+        cov = rad[start:start + 256] - _segment_distance(px, py, part) * inv
         np.maximum(out, cov.max(axis=0), out=out)
     np.clip(out, 0.0, 1.0, out=out)
     return out
+
+
+@lru_cache(maxsize=4096)
+def _pixel_centres(r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
+    """(P,) float32 x and y of the centres of window pixels [r0, r1) x [c0, c1), row-major; cached."""
+    ys, xs = np.mgrid[r0:r1, c0:c1].astype(np.float32) + np.float32(0.5)
+    xs, ys = xs.ravel(), ys.ravel()
+    xs.setflags(write=False)
+    ys.setflags(write=False)
+    return xs, ys
 
 
 def _decimate(xy: np.ndarray, pressure: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
@@ -234,21 +250,33 @@ def rasterise(strokes, canvas_shape: tuple[int, int]) -> Preprocessed | None:
     # Window pixel (i, j) has its centre at window coordinate (j + 0.5, i + 0.5); the digit's box
     # centre goes to the window's centre.
     half = WINDOW / 2.0
-    grid = np.arange(WINDOW, dtype=np.float32) + np.float32(0.5)
-    py, px = (a.ravel() for a in np.meshgrid(grid, grid, indexing="ij"))
-    image = np.zeros(WINDOW * WINDOW, dtype=np.float32)
+    window = np.zeros((WINDOW, WINDOW), dtype=np.float32)
     for erase, seg, radius in items:
         cells = seg.copy()
         cells[:, [0, 2]] = (cells[:, [0, 2]] - centre[0]) * scale + half
         cells[:, [1, 3]] = (cells[:, [1, 3]] - centre[1]) * scale + half
-        factor = _pressure_factor(cells[:, 4])
         if erase:
-            np.minimum(image, 1.0 - _coverage(px, py, cells, radius * scale * factor), out=image)
+            # The canvas eraser's own geometry, scaled: full within radius - 0.5 cells, a rim one cell wide.
+            radii = radius * scale * _pressure_factor(cells[:, 4])
+            edge = scale
         else:
             cells = _decimated_segments(cells, SPACING)
-            factor = _pressure_factor(cells[:, 4])
-            np.maximum(image, _coverage(px, py, cells, PEN_RADIUS * factor), out=image)
-    window = image.reshape(WINDOW, WINDOW)
+            radii = PEN_RADIUS * _pressure_factor(cells[:, 4])
+            edge = EDGE
+        # Only the window pixels the stroke can reach (its box grown by the radius and the rim).
+        reach = float(radii.max()) + edge / 2.0 + 0.5
+        xs, ys = cells[:, [0, 2]], cells[:, [1, 3]]
+        c0, c1 = (int(np.clip(v, 0, WINDOW)) for v in (np.floor(xs.min() - reach), np.ceil(xs.max() + reach)))
+        r0, r1 = (int(np.clip(v, 0, WINDOW)) for v in (np.floor(ys.min() - reach), np.ceil(ys.max() + reach)))
+        if r0 >= r1 or c0 >= c1:
+            continue
+        px, py = _pixel_centres(r0, r1, c0, c1)
+        cov = _coverage(px, py, cells, radii, edge).reshape(r1 - r0, c1 - c0)
+        block = window[r0:r1, c0:c1]
+        if erase:
+            np.minimum(block, 1.0 - cov, out=block)
+        else:
+            np.maximum(block, cov, out=block)
     mass = float(window.sum())
     if not mass > 0.0:
         return None
@@ -364,12 +392,28 @@ def trace(skeleton: np.ndarray) -> list[np.ndarray]:
     return lines
 
 
-def drawn_digit(image: np.ndarray, threshold: float = 0.5) -> list[np.ndarray]:
+def _upsampling(size: int, factor: int) -> np.ndarray:
+    """(size * factor, size) bilinear upsampling matrix (align_corners=False, edges clamped)."""
+    u = np.clip((np.arange(size * factor) + 0.5) / factor - 0.5, 0.0, size - 1)
+    i0 = np.floor(u).astype(np.int64)
+    i1 = np.minimum(i0 + 1, size - 1)
+    m = np.zeros((size * factor, size))
+    rows = np.arange(size * factor)
+    np.add.at(m, (rows, i0), 1.0 - (u - i0))
+    np.add.at(m, (rows, i1), u - i0)
+    return m
+
+
+def drawn_digit(image: np.ndarray, threshold: float = 0.5, factor: int = 3) -> list[np.ndarray]:
     """An MNIST-style image (H, W) in [0, 1] -> polylines (x, y in its pixel units) tracing its
-    skeleton, short spurs (2 pixels or fewer hanging off a longer line) dropped."""
-    lines = trace(thin(np.asarray(image) > threshold))
+    skeleton: upsampled ``factor`` times (bilinear) before thresholding and Zhang-Suen thinning, so
+    that small loops survive; spurs of 2 source pixels or fewer dropped."""
+    image = np.asarray(image, dtype=np.float64)
+    h, w = image.shape
+    big = _upsampling(h, factor) @ image @ _upsampling(w, factor).T
+    lines = trace(thin(big > threshold))
     longest = max((len(line) for line in lines), default=0)
-    return [line for line in lines if len(line) > 2 or len(line) == longest]
+    return [line / factor for line in lines if len(line) > 2 * factor or len(line) == longest]
 
 
 def fit_to_canvas(lines: list[np.ndarray], height_fraction: float, grid: int = 28) -> list[np.ndarray]:
