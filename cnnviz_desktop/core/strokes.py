@@ -151,30 +151,45 @@ def _resample(seg: np.ndarray, spacing: float) -> np.ndarray:
     return np.column_stack([s[:, 0] + frac * (s[:, 2] - s[:, 0]), s[:, 1] + frac * (s[:, 3] - s[:, 1])])
 
 
-def _segment_distance(px: np.ndarray, py: np.ndarray, seg: np.ndarray) -> np.ndarray:
-    """(S, P) float32 distance of points (px, py) (P,) to segments (S, >=4)."""
-    x0, y0 = seg[:, 0:1].astype(np.float32), seg[:, 1:2].astype(np.float32)
-    dx, dy = seg[:, 2:3].astype(np.float32) - x0, seg[:, 3:4].astype(np.float32) - y0
+def _segment_distance2(px: np.ndarray, py: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """(S, P) float32 squared distance of points (px, py) (P,) to segments (S, >=4)."""
+    seg = seg.astype(np.float32)
+    x0, y0 = seg[:, 0:1], seg[:, 1:2]
+    dx, dy = seg[:, 2:3] - x0, seg[:, 3:4] - y0
     length2 = dx * dx + dy * dy
-    rx, ry = px[None, :] - x0, py[None, :] - y0
-    t = (rx * dx + ry * dy) / np.where(length2 > 0, length2, np.float32(1.0))
+    inv = np.float32(1.0) / np.where(length2 > 0, length2, np.float32(1.0))
+    rx = px[None, :] - x0
+    ry = py[None, :] - y0
+    t = (rx * dx + ry * dy) * inv
     np.clip(t, 0.0, 1.0, out=t)
     rx -= t * dx
     ry -= t * dy
-    return np.sqrt(rx * rx + ry * ry)
+    rx *= rx
+    ry *= ry
+    rx += ry
+    return rx
+
+
+def _segment_distance(px: np.ndarray, py: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """(S, P) float32 distance of points (px, py) (P,) to segments (S, >=4)."""
+    return np.sqrt(_segment_distance2(px, py, seg))
 
 
 def _coverage(px: np.ndarray, py: np.ndarray, seg: np.ndarray, radius: np.ndarray,
               edge: float = EDGE) -> np.ndarray:
     """(P,) float32 coverage in [0, 1] of a union of capsules (segments (S, >=4), radii (S,)) with an
     ``edge``-wide linear anti-aliased rim centred on each radius."""
-    out = np.zeros(px.shape, dtype=np.float32)
     inv = np.float32(1.0 / edge)
-    rad = (radius.astype(np.float32) * inv + np.float32(0.5))[:, None]
+    rad = radius.astype(np.float32) * inv + np.float32(0.5)
+    uniform = bool(np.all(rad == rad[0]))
+    out = np.full(px.shape, -np.inf, dtype=np.float32)
     for start in range(0, len(seg), 256):  # bounded memory for very long strokes
-        part = seg[start:start + 256]
-        cov = rad[start:start + 256] - _segment_distance(px, py, part) * inv
-        np.maximum(out, cov.max(axis=0), out=out)
+        d2 = _segment_distance2(px, py, seg[start:start + 256])
+        if uniform:  # one radius (a mouse has no pressure): the nearest segment decides
+            cov = rad[0] - np.sqrt(d2.min(axis=0)) * inv
+        else:
+            cov = (rad[start:start + 256, None] - np.sqrt(d2) * inv).max(axis=0)
+        np.maximum(out, cov, out=out)
     np.clip(out, 0.0, 1.0, out=out)
     return out
 
@@ -309,6 +324,10 @@ def _decimated_segments(seg: np.ndarray, spacing: float) -> np.ndarray:
         return seg
     # Runs of connected segments: a break where a segment does not start at the previous end.
     breaks = np.flatnonzero((seg[1:, 0] != seg[:-1, 2]) | (seg[1:, 1] != seg[:-1, 3])) + 1
+    if not breaks.size:  # the usual case: one run
+        xy, pressure = _decimate(np.vstack([seg[:1, 0:2], seg[:, 2:4]]), np.concatenate([seg[:1, 4], seg[:, 4]]),
+                                 spacing)
+        return _segments(xy, pressure)
     out = []
     for run in np.split(seg, breaks):
         xy = np.vstack([run[:1, 0:2], run[:, 2:4]])
