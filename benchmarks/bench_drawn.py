@@ -56,14 +56,35 @@ def replay(lines, fraction: float):
     return model
 
 
+def analysis_timing(models, name: str = "tiny") -> dict:
+    """Median Analyzer.analyse total (ms) of the same drawings with and without their strokes."""
+    from cnnviz_desktop.core import weights
+    from cnnviz_desktop.core.analysis import AnalysisRequest, Analyzer
+
+    analyzer = Analyzer(weights.load(name))
+    with_strokes, pixels_only = [], []
+    for rep in range(3):
+        for i, model in enumerate(models):
+            pixels, strokes = model.pixels.copy(), model.strokes
+            with_strokes.append(analyzer.analyse(AnalysisRequest(i, pixels, strokes=strokes)).timings)
+            pixels_only.append(analyzer.analyse(AnalysisRequest(i, pixels)).timings)
+    med = lambda rows, key: round(statistics.median(r[key] for r in rows), 3)  # noqa: E731
+    return {"model": name, "strokes_total_ms": med(with_strokes, "total"),
+            "pixels_total_ms": med(pixels_only, "total"),
+            "strokes_preprocess_ms": med(with_strokes, "preprocess"),
+            "pixels_preprocess_ms": med(pixels_only, "preprocess")}
+
+
 def build(images: np.ndarray, fractions=FRACTIONS):
-    """-> {fraction: (pixels_inputs (N, 28, 28), strokes_inputs (N, 28, 28))} and the timing samples."""
+    """-> ({fraction: (pixels_inputs (N, 28, 28), strokes_inputs (N, 28, 28))}, the traced polylines,
+    100 of the drawings (CanvasModel), timings of preprocess vs rasterise)."""
     from cnnviz_desktop.core.preprocess import preprocess
     from cnnviz_desktop.core.strokes import drawn_digit, rasterise
 
     traced = [drawn_digit(img.astype(np.float32) / 255.0) for img in images]
     out = {}
     t_pre, t_ras = [], []
+    kept = []
     for fraction in fractions:
         pix, strk = [], []
         for lines in traced:
@@ -76,13 +97,15 @@ def build(images: np.ndarray, fractions=FRACTIONS):
             c2 = time.perf_counter()
             t_pre.append(c1 - c0)
             t_ras.append(c2 - c1)
+            if len(kept) < 100:
+                kept.append(model)
             pix.append(a.image)
             strk.append(b.image if b is not None else a.image)
         out[fraction] = (np.stack(pix), np.stack(strk))
     points = [sum(len(s) for s in replay(lines, 0.8).strokes) for lines in traced[:50]]
-    return out, traced, {"preprocess_ms": 1e3 * statistics.median(t_pre),
-                         "rasterise_ms": 1e3 * statistics.median(t_ras),
-                         "median_points_per_digit": statistics.median(points)}
+    return out, traced, kept, {"preprocess_ms": round(1e3 * statistics.median(t_pre), 3),
+                               "rasterise_ms": round(1e3 * statistics.median(t_ras), 3),
+                               "median_points_per_digit": statistics.median(points)}
 
 
 def predict(loaded, inputs: np.ndarray) -> np.ndarray:
@@ -105,6 +128,8 @@ def main() -> None:
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--models", default="tiny,wide")
     parser.add_argument("--data", default=os.environ.get("CNNVIZ_MNIST_DIR", ""))
+    parser.add_argument("--fractions", default=",".join(str(f) for f in FRACTIONS),
+                        help="sizes to draw at, as fractions of the grid height")
     args = parser.parse_args()
     if not args.data:
         sys.exit("bench_drawn: set CNNVIZ_MNIST_DIR (or --data) to the MNIST folder")
@@ -116,13 +141,15 @@ def main() -> None:
     test = mnist.load(args.data, "test")
     idx = pick(test.labels, args.per_digit, args.offset)
     labels = test.labels[idx]
-    sets, traced, timing = build(test.images[idx])
-    result = {"digits": int(len(idx)), "fractions": list(FRACTIONS), "timing": timing, "models": {}}
+    fractions = tuple(float(f) for f in args.fractions.split(","))
+    sets, traced, kept, timing = build(test.images[idx], fractions)
+    timing["analysis"] = analysis_timing(kept)
+    result = {"digits": int(len(idx)), "fractions": list(fractions), "timing": timing, "models": {}}
     for name in args.models.split(","):
         loaded = weights.load(name)
         entry = {"originals": report(predict(loaded, test.images[idx].astype(np.float32) / 255.0), labels)}
         for path, k in (("pixels", 0), ("strokes", 1)):
-            by_size = {f"{int(f * 100)}%": report(predict(loaded, sets[f][k]), labels) for f in FRACTIONS}
+            by_size = {f"{round(f * 100)}%": report(predict(loaded, sets[f][k]), labels) for f in fractions}
             accs = [v["accuracy"] for v in by_size.values()]
             worst = min((acc, d, size) for size, v in by_size.items() for d, acc in v["per_digit"].items())
             entry[path] = {"by_size": by_size, "gap_points": round(100 * (max(accs) - min(accs)), 2),

@@ -19,6 +19,7 @@ Qt-free and torch-free.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -61,7 +62,7 @@ class Stroke:
 
     points: (N, 4) float32, read-only: columns x, y (cell units), t (seconds, time.monotonic()
     unless given), pressure (in [0, 1]). erase: True for an eraser stroke. radius: the brush radius
-    (cells) it was drawn with.
+    (cells) it was drawn with (NaN counts as the default 1.3; clamped to [0, FAR]).
     """
 
     points: np.ndarray
@@ -73,7 +74,10 @@ class Stroke:
         points.setflags(write=False)
         object.__setattr__(self, "points", points)
         object.__setattr__(self, "erase", bool(self.erase))
-        object.__setattr__(self, "radius", float(self.radius))
+        radius = float(self.radius)
+        # A broken radius (NaN) is the default brush's; an absurd one is bounded.
+        radius = 1.3 if math.isnan(radius) else min(max(radius, 0.0), FAR)
+        object.__setattr__(self, "radius", radius)
 
     @property
     def x(self) -> np.ndarray:

@@ -166,7 +166,8 @@ def test_pressure_thins_the_rasterised_pen():
 def test_hostile_strokes_never_crash(points):
     stroke = Stroke(np.array(points, np.float32).reshape(-1, 4))
     for strokes in ((stroke,), (stroke, Stroke(stroke.points, erase=True)),
-                    (Stroke([(14, 4, 0, 1), (14, 24, 0, 1)]), Stroke(stroke.points, erase=True, radius=np.inf))):
+                    (Stroke([(14, 4, 0, 1), (14, 24, 0, 1)]), Stroke(stroke.points, erase=True, radius=np.inf)),
+                    (Stroke([(14, 4, 0, 1), (14, 24, 0, 1)]), Stroke(stroke.points, erase=True, radius=np.nan))):
         out = rasterise(strokes, (28, 28))
         assert out is None or (np.isfinite(out.image).all() and 0 <= out.image.min() and out.image.max() <= 1)
         if out is not None:
