@@ -68,7 +68,7 @@ def analysis_timing(models, name: str = "tiny") -> dict:
             pixels, strokes = model.pixels.copy(), model.strokes
             with_strokes.append(analyzer.analyse(AnalysisRequest(i, pixels, strokes=strokes)).timings)
             pixels_only.append(analyzer.analyse(AnalysisRequest(i, pixels)).timings)
-    med = lambda rows, key: round(statistics.median(r[key] for r in rows), 3)  # noqa: E731
+    med = lambda rows, key: round(statistics.median(r[key] for r in rows), 3)
     return {"model": name, "strokes_total_ms": med(with_strokes, "total"),
             "pixels_total_ms": med(pixels_only, "total"),
             "strokes_preprocess_ms": med(with_strokes, "preprocess"),
@@ -142,9 +142,9 @@ def main() -> None:
     idx = pick(test.labels, args.per_digit, args.offset)
     labels = test.labels[idx]
     fractions = tuple(float(f) for f in args.fractions.split(","))
-    sets, traced, kept, timing = build(test.images[idx], fractions)
+    sets, _traced, kept, timing = build(test.images[idx], fractions)
     timing["analysis"] = analysis_timing(kept)
-    result = {"digits": int(len(idx)), "fractions": list(fractions), "timing": timing, "models": {}}
+    result = {"digits": len(idx), "fractions": list(fractions), "timing": timing, "models": {}}
     for name in args.models.split(","):
         loaded = weights.load(name)
         entry = {"originals": report(predict(loaded, test.images[idx].astype(np.float32) / 255.0), labels)}

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -381,7 +380,6 @@ def trace(skeleton: np.ndarray) -> list[np.ndarray]:
     loops that are left. A polyline that starts next to one already drawn begins at that pixel, so
     the drawing stays connected."""
     sk = np.asarray(skeleton, dtype=bool)
-    h, w = sk.shape
     on = {(int(r), int(c)) for r, c in zip(*np.nonzero(sk))}
 
     def neighbours(p):

@@ -11,7 +11,14 @@ from cnnviz_desktop.core.analysis import AnalysisRequest, Analyzer
 from cnnviz_desktop.core.canvas import CanvasModel, builtin_digit
 from cnnviz_desktop.core.errors import CnnvizError
 from cnnviz_desktop.core.preprocess import preprocess
-from cnnviz_desktop.core.strokes import Stroke, drawn_digit, fit_to_canvas, rasterise, thin, trace
+from cnnviz_desktop.core.strokes import (
+    Stroke,
+    drawn_digit,
+    fit_to_canvas,
+    rasterise,
+    thin,
+    trace,
+)
 
 SIX = [[(16.0, 3.0), (11.0, 8.0), (8.5, 14.0), (8.5, 19.0), (11.0, 23.5), (15.0, 24.5), (18.5, 22.0),
         (19.5, 18.0), (17.5, 14.5), (13.5, 14.0), (10.0, 16.5), (8.5, 19.0)]]
@@ -134,7 +141,7 @@ def test_erasers_cut_with_their_own_width_and_shrink_the_box():
     cut = rasterise(m.strokes, (28, 28))
     # The visible digit is narrower now, so it is scaled up to fill the box.
     assert cut.scale_x > 1.1 * full.scale_x
-    ys, xs = np.nonzero(cut.image > 0.5)  # the faint rim an eraser leaves (as on the canvas) aside
+    _, xs = np.nonzero(cut.image > 0.5)  # the faint rim an eraser leaves (as on the canvas) aside
     assert xs.max() - xs.min() + 1 in (19, 20, 21)
     m2 = draw(CanvasModel(), [[(14.0, 4.0), (14.0, 24.0)]])
     draw(m2, [[(14.0, 12.0), (14.0, 16.0)]], erase=True)
