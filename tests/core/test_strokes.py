@@ -265,3 +265,11 @@ def test_drawn_digits_read_the_same_at_every_size(mnist_test, wide):
         accuracy[fraction] = float((predicted == labels[idx]).mean())
     assert min(accuracy.values()) >= 0.9, accuracy
     assert max(accuracy.values()) - min(accuracy.values()) <= 0.03, accuracy
+
+
+def test_ink_dragged_off_the_canvas_does_not_count():
+    inside = draw(CanvasModel(), [[(8.0, 4.0), (14.0, 4.0), (14.0, 28.0)]])
+    beyond = draw(CanvasModel(), [[(8.0, 4.0), (14.0, 4.0), (14.0, 60.0), (-30.0, 60.0)]])
+    assert np.array_equal(inside.pixels, beyond.pixels)
+    a, b = rasterise(inside.strokes, (28, 28)), rasterise(beyond.strokes, (28, 28))
+    assert np.abs(a.image - b.image).max() < 1e-5 and a.scale_y == pytest.approx(b.scale_y)
