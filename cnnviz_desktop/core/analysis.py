@@ -91,13 +91,17 @@ class AnalysisOptions:
 @dataclass(frozen=True)
 class AnalysisRequest:
     """request_id: increasing int; pixels: (H, W) float32 canvas in [0, 1] (a private copy);
-    target: class to explain (None: the prediction); contrast: class B for 'target rather than B'."""
+    target: class to explain (None: the prediction); contrast: class B for 'target rather than B';
+    strokes: the drawing as immutable strokes (CanvasModel.strokes: tuple of core.strokes.Stroke)
+    or None; with strokes the network sees them redrawn with a pen scaled to the digit's size
+    (core.strokes.rasterise), without them (a loaded image) the preprocessed pixels."""
 
     request_id: int
     pixels: np.ndarray
     target: int | None = None
     contrast: int | None = None
     options: AnalysisOptions = AnalysisOptions()
+    strokes: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -433,6 +437,12 @@ class Analyzer:
         return out
 
     def _check_request(self, request: AnalysisRequest) -> None:
+        if request.strokes is not None:
+            from .strokes import Stroke
+
+            if not isinstance(request.strokes, (tuple, list)) or not all(
+                    isinstance(s, Stroke) for s in request.strokes):
+                raise CnnvizError("strokes must be a tuple of core.strokes.Stroke (CanvasModel.strokes) or None")
         for label, value in (("target", request.target), ("contrast", request.contrast)):
             if value is not None and (not isinstance(value, (int, np.integer)) or not 0 <= int(value) < NUM_CLASSES):
                 raise CnnvizError(f"{label} must be a class 0-{NUM_CLASSES - 1} or None, got {value!r}")
@@ -448,7 +458,17 @@ class Analyzer:
         self._check_request(request)
         clock = time.perf_counter
         t0 = clock()
-        prep = preprocess(request.pixels)
+        prep = None
+        if request.strokes:
+            # The pixels decide whether anything is drawn; the strokes, how the network sees it.
+            from .preprocess import INK_THRESHOLD
+            from .strokes import rasterise
+
+            pixels = np.asarray(request.pixels)
+            if pixels.ndim == 2 and min(pixels.shape) >= 1 and bool((pixels > INK_THRESHOLD).any()):
+                prep = rasterise(request.strokes, pixels.shape)
+        if prep is None:
+            prep = preprocess(request.pixels)
         t1 = clock()
         if prep is None:
             return self.empty(request.request_id, np.shape(request.pixels),

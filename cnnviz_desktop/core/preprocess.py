@@ -37,7 +37,9 @@ class Preprocessed:
     analysis engine never needs it, a torch model does).
     Placement of the digit, for mapping 28x28 maps back onto the canvas: the ink's bounding box on the
     canvas starts at (top, left), was scaled by (scale_y, scale_x) and its top-left placed at
-    (offset_y, offset_x) in the 28x28 image.
+    (offset_y, offset_x) in the 28x28 image, i.e. canvas position c (cells) lands on input coordinate
+    (c - top) * scale + offset (pixel centres at k + 0.5). The offsets are whole pixels when made
+    from pixels (:func:`preprocess`), fractional when made from strokes (core.strokes.rasterise).
     """
 
     image: np.ndarray
@@ -46,8 +48,8 @@ class Preprocessed:
     left: int
     scale_y: float
     scale_x: float
-    offset_y: int
-    offset_x: int
+    offset_y: float
+    offset_x: float
     _tensor: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -330,8 +330,9 @@ class Session:
         from .analysis import AnalysisRequest
 
         self.last_request_id += 1
+        # The strokes (polylines) let preprocessing draw the digit at a pen width relative to its size.
         request = AnalysisRequest(self.last_request_id, self.canvas.pixels.copy(), target=self.target,
-                                  contrast=self.contrast)
+                                  contrast=self.contrast, strokes=self.canvas.strokes)
         self.request_made.emit(request)
         return request
 
