@@ -49,6 +49,8 @@ VIEWS: tuple[ViewSpec, ...] = (
              summary="the network's probability for each digit; click a bar to explain that digit"),
     ViewSpec("feature_maps", "F&eature maps", "feature_maps", "FeatureMapsView", "right", "Alt+3", visible=False,
              summary="every convolution and pooling output of your drawing, one small image per channel"),
+    ViewSpec("filters", "Fi&lters", "filters", "FiltersView", "right", "Alt+4", visible=False,
+             summary="the learned convolution kernels, grouped by input channel, on one signed scale"),
     ViewSpec("help", "How to &use", "help_view", "HelpView", "right", None, visible=False,
              summary="what every part of the window shows and how it is computed"),
 )
