@@ -89,6 +89,13 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
+def _finite(value: Any) -> float:
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
 def _opacity(value: Any) -> float:
     number = float(value)
     if not np.isfinite(number):
@@ -103,7 +110,7 @@ FIELDS: dict[str, Field] = {
     "palette": Field("view/palette", _choice(PALETTES), "default"),
     "connection_mode": Field("view/connections", _choice(CONNECTION_MODES), "significant"),
     "auto_rotate": Field("view/auto_rotate", _as_bool, False),
-    "brush": Field("canvas/brush", float, 1.3),
+    "brush": Field("canvas/brush", _finite, 1.3),
 }
 # Not persisted: they describe this drawing or this sitting, not a preference.
 TRANSIENT = {"target": None, "contrast": None, "channel": None, "presentation": False}
@@ -243,7 +250,7 @@ class Session:
         self._set("auto_rotate", bool(on))
 
     def set_brush(self, radius: float) -> None:
-        self._set("brush", self.canvas.set_radius(float(radius)))
+        self._set("brush", self.canvas.set_radius(_finite(radius)))
 
     def set_presentation(self, on: bool) -> None:
         """Presentation mode; it turns auto-rotation on (visibly: the toggle shows it) and restores the

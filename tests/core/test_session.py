@@ -192,3 +192,12 @@ def test_requests_wait_for_a_model():
     made = []
     session.request_made.connect(made.append)
     assert session.request() is None and made == []
+
+
+@pytest.mark.parametrize("brush", ["nan", "inf", "-inf", "1e999", "banana"])
+def test_a_damaged_brush_setting_keeps_the_default(brush):
+    session = Session(DictStore({"canvas/brush": brush}))
+    problems = session.load_settings()
+    if brush == "1e999" or brush.endswith("inf"):
+        assert session.brush in (1.3,) and problems
+    assert np.isfinite(session.brush) and 0.5 <= session.brush <= 4.0
