@@ -326,13 +326,15 @@ def read_header(path: Path) -> tuple[Architecture, dict[str, dict]]:
             raise bad(f"tensor {name!r} has data_offsets {offsets} past the end of the file's data ({data_size} "
                       f"bytes): the file is truncated or corrupt. Re-download or retrain it.")
         spans.append((begin, end, name))
-    position, previous = 0, None
-    for begin, end, name in sorted(spans):
-        if begin < position:
-            raise bad(f"tensors {previous!r} and {name!r} have overlapping data_offsets: the file is corrupt.")
+    spans.sort()
+    for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
+        if begin < end:
+            raise bad(f"tensors {first!r} and {second!r} have overlapping data_offsets: the file is corrupt.")
+    position = 0
+    for begin, end, name in spans:
         if begin > position:
             raise bad(f"{begin - position} bytes before tensor {name!r} belong to no tensor: the file is corrupt.")
-        position, previous = end, name
+        position = end
     if position != data_size:
         raise bad(f"{data_size - position} bytes after the last tensor belong to no tensor: the file is corrupt.")
     return arch, {name: header[name] for name in expected}
