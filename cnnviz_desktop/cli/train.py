@@ -67,12 +67,11 @@ def _fit(args: argparse.Namespace) -> int:
         from ..core import weights
 
         result = training.evaluate(model, test)
-        card_file = weights.card_path(out)
-        card = json.loads(card_file.read_text())
+        card = dict(weights.load(out).card)
         card["test_accuracy"] = round(result["accuracy"], 5)
         card["test_n"] = result["n"]
         card["test_data"] = "MNIST t10k (official test set)"
-        card_file.write_text(json.dumps(card, indent=2) + "\n")
+        weights.write_card(out, card)
         print(f"Test accuracy: {result['accuracy']:.4f} on {result['n']} images", file=sys.stderr)
     return 0
 
