@@ -260,3 +260,29 @@ def test_unreadable_file_is_a_user_error(tmp_path):
     path.chmod(0)
     with pytest.raises(CnnvizError, match="locked.safetensors"):
         weights.load(path)
+
+
+def test_random_damage_gives_only_clear_errors(tmp_path):
+    """Flipped header bytes and truncations: weights.load succeeds or raises CnnvizError, nothing else."""
+    import random
+
+    rng = random.Random(7)
+    original = weights.resolve("tiny").read_bytes()
+    (length,) = struct.unpack("<Q", original[:8])
+    path = tmp_path / "damaged.safetensors"
+    outcomes = {"loaded": 0, "refused": 0}
+    for trial in range(300):
+        data = bytearray(original)
+        if trial % 3 == 0:
+            data = data[:rng.randrange(len(data))]
+        else:
+            for _ in range(rng.randint(1, 4)):
+                data[rng.randrange(8 + length)] = rng.randrange(256)
+        path.write_bytes(bytes(data))
+        try:
+            weights.load(path)
+            outcomes["loaded"] += 1
+        except CnnvizError as exc:
+            assert str(path) in str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 100
