@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -327,7 +328,7 @@ def read_header(path: Path) -> tuple[Architecture, dict[str, dict]]:
                       f"bytes): the file is truncated or corrupt. Re-download or retrain it.")
         spans.append((begin, end, name))
     spans.sort()
-    for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
+    for (_, end, first), (begin, _, second) in itertools.pairwise(spans):
         if begin < end:
             raise bad(f"tensors {first!r} and {second!r} have overlapping data_offsets: the file is corrupt.")
     position = 0
@@ -412,7 +413,7 @@ def load(name_or_path: str | os.PathLike, verify: bool = True) -> LoadedModel:
         raise
     except MemoryError as exc:
         raise CnnvizError(f"weight file {path}: not enough memory to load it.") from exc
-    except Exception as exc:  # noqa: BLE001  (the file is untrusted: any failure is a bad file, not a crash)
+    except Exception as exc:  # the file is untrusted: any failure is a bad file, never a crash
         raise CnnvizError(f"weight file {path} could not be loaded ({type(exc).__name__}: {exc}): it is corrupt "
                           f"or not a weight file written by cnnviz-train.") from exc
 
@@ -425,7 +426,7 @@ def _load(path: Path, verify: bool) -> LoadedModel:
         raise CnnvizError(f"weight file {path} cannot be read: {exc.strerror or exc}.") from exc
     try:
         state = load_file(path)
-    except Exception as exc:  # noqa: BLE001  (safetensors raises its own error types, and OSError)
+    except Exception as exc:  # safetensors raises its own error types, and OSError
         raise CnnvizError(f"weight file {path} is truncated or corrupt ({exc}). Re-download or retrain it.") from exc
     bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
     if bad:

@@ -108,10 +108,9 @@ def test_write_card_is_atomic_and_keeps_the_checksum(tmp_path, monkeypatch):
 
 def test_deferred_sigint_delivers_after_the_block():
     order = []
-    with pytest.raises(KeyboardInterrupt):
-        with weights.deferred_sigint():
-            os.kill(os.getpid(), signal.SIGINT)
-            order.append("block finished")
+    with pytest.raises(KeyboardInterrupt), weights.deferred_sigint():
+        os.kill(os.getpid(), signal.SIGINT)
+        order.append("block finished")
     assert order == ["block finished"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cnnviz_desktop.core import weights
-from cnnviz_desktop.core import architecture
+from cnnviz_desktop.core import architecture, weights
 from cnnviz_desktop.core.errors import CnnvizError
 
 ROOT = Path(__file__).resolve().parents[2]
