@@ -24,6 +24,51 @@ def _data_dir(args: argparse.Namespace):
     return Path(directory)
 
 
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 65_536
+MAX_SEED = 2**64 - 1
+
+
+def _check_fit_args(args: argparse.Namespace) -> Path:
+    """Every fit option checked before any data is read or anything written; returns --out as a Path."""
+    import math
+
+    from ..core.errors import CnnvizError
+    from ..core.weights import SUFFIX
+
+    if not 1 <= args.epochs <= MAX_EPOCHS:
+        raise CnnvizError(f"--epochs must be 1-{MAX_EPOCHS:,}, got {args.epochs}")
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        raise CnnvizError(f"--batch-size must be 1-{MAX_BATCH_SIZE:,}, got {args.batch_size}")
+    if not (math.isfinite(args.lr) and 0 < args.lr <= 10):
+        raise CnnvizError(f"--lr must be a number above 0 and at most 10 (e.g. 0.01), got {args.lr}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise CnnvizError(f"--seed must be 0-{MAX_SEED}, got {args.seed}")
+    return _checked_out(Path(args.out), SUFFIX)
+
+
+def _checked_out(out: Path, suffix: str) -> Path:
+    """--out must be a writable path ending in .safetensors; its folder may be created later by fit."""
+    import os
+
+    from ..core.errors import CnnvizError
+
+    if out.suffix != suffix:
+        raise CnnvizError(f"--out must be a {suffix} file (the model card goes beside it as .json), got {out}")
+    if out.is_dir():
+        raise CnnvizError(f"--out {out} is a folder: give a file name inside it, e.g. {out / ('model' + suffix)}")
+    if out.exists() and not out.is_file():
+        raise CnnvizError(f"--out {out} exists and is not a regular file")
+    parent = out.parent
+    while not parent.exists():  # the nearest existing folder must let us create the rest
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CnnvizError(f"--out {out}: {parent} is a file, not a folder, so {out.parent} cannot be created")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CnnvizError(f"--out {out}: the folder {parent} is not writable. Choose another --out.")
+    return out
+
+
 def _fit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -31,13 +76,13 @@ def _fit(args: argparse.Namespace) -> int:
     from ..core.errors import CnnvizError
     from ..core.networks import ARCHITECTURES
 
-    if args.epochs < 1:
-        raise CnnvizError(f"--epochs must be at least 1, got {args.epochs}")
+    out = _check_fit_args(args)
     arch = ARCHITECTURES[args.model]
     data = _data_dir(args)
     train = mnist.load(data, "train")
+    if len(train) == 0:
+        raise CnnvizError(f"the MNIST training files in {data} hold no images: there is nothing to train on.")
     test = mnist.load(data, "test") if not args.no_eval else None
-    out = Path(args.out)
     steps = -(-len(train) // args.batch_size)
     bar = tqdm(total=args.epochs * steps, unit="batch", dynamic_ncols=True, file=sys.stderr,
                disable=args.quiet)
@@ -67,12 +112,11 @@ def _fit(args: argparse.Namespace) -> int:
         from ..core import weights
 
         result = training.evaluate(model, test)
-        card_file = weights.card_path(out)
-        card = json.loads(card_file.read_text())
+        card = dict(weights.load(out).card)
         card["test_accuracy"] = round(result["accuracy"], 5)
         card["test_n"] = result["n"]
         card["test_data"] = "MNIST t10k (official test set)"
-        card_file.write_text(json.dumps(card, indent=2) + "\n")
+        weights.write_card(out, card)
         print(f"Test accuracy: {result['accuracy']:.4f} on {result['n']} images", file=sys.stderr)
     return 0
 

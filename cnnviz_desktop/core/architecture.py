@@ -144,3 +144,131 @@ def receptive_field(specs: list[LayerSpec], layer: str, index: tuple[int, ...]) 
             y1, x1 = y1 * spec.stride + spec.kernel - 1, x1 * spec.stride + spec.kernel - 1
         spec = by_name[spec.source]
     return (y0, x0, y1 + 1, x1 + 1)
+
+
+# Limits for architectures read from files (weight-file metadata is untrusted input). Generous for this
+# family of teaching networks (the shipped 'wide' has 27,562 parameters and 9,954 neurons) and small
+# enough that a hostile file cannot make the loader allocate much (5M float32 parameters = 20 MB).
+MAX_CONV_BLOCKS = 16
+MAX_DENSE_LAYERS = 16
+MAX_CHANNELS = 512
+MAX_UNITS = 4096
+MAX_KERNEL = INPUT_SIZE
+MAX_POOL = INPUT_SIZE
+MAX_NAME_LENGTH = 64
+MAX_PARAMETERS = 5_000_000
+MAX_NEURONS = 200_000
+ARCHITECTURE_FIELDS = ("name", "conv_channels", "dense_units", "kernel", "pool")
+
+
+class ArchitectureError(ValueError):
+    """An architecture description that is malformed or outside the stated limits.
+
+    ``field`` names the offending field ('pool', 'conv_channels[1]', ...); str() is the full message.
+    """
+
+    def __init__(self, field: str, message: str, whole: bool = False):
+        super().__init__(f"architecture {message}" if whole else f"architecture field {field!r} {message}")
+        self.field = field
+
+
+def _checked_int(value: object, field: str, low: int, high: int) -> int:
+    # bool is an int subclass and floats like 3.0 would silently truncate: accept real ints only.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArchitectureError(field, f"must be an integer {low}-{high}, got {_shown(value)}")
+    if not low <= value <= high:
+        raise ArchitectureError(field, f"must be {low}-{high}, got {value}")
+    return value
+
+
+def _checked_list(value: object, field: str, low: int, high: int, max_len: int, min_len: int) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise ArchitectureError(field, f"must be a list of integers, got {_shown(value)}")
+    if not min_len <= len(value) <= max_len:
+        raise ArchitectureError(field, f"must hold {min_len}-{max_len} entries, got {len(value)}")
+    return tuple(_checked_int(v, f"{field}[{i}]", low, high) for i, v in enumerate(value))
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def parameter_count(arch: Architecture) -> int:
+    """Number of trainable parameters (weights + biases) of ``arch``, computed without torch."""
+    total = 0
+    for spec, source in _weighted_layers(arch):
+        fan_in = source.shape[0] * spec.kernel * spec.kernel if spec.kind == "conv" else source.size
+        total += spec.shape[0] * (fan_in + 1)
+    return total
+
+
+def neuron_count(arch: Architecture) -> int:
+    """Number of neurons (activation values) of every layer the scene shows, input included."""
+    return sum(spec.size for spec in describe(arch))
+
+
+def tensor_shapes(arch: Architecture) -> dict[str, tuple[int, ...]]:
+    """State-dict names -> shapes of ``ConvNet(arch)`` ('body.0.weight': (C, 1, k, k), ...), without torch."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec, source in _weighted_layers(arch):
+        prefix = f"body.{spec.weight_module}"
+        if spec.kind == "conv":
+            shapes[f"{prefix}.weight"] = (spec.shape[0], source.shape[0], spec.kernel, spec.kernel)
+        else:
+            shapes[f"{prefix}.weight"] = (spec.shape[0], source.size)
+        shapes[f"{prefix}.bias"] = (spec.shape[0],)
+    return shapes
+
+
+def _weighted_layers(arch: Architecture) -> list[tuple[LayerSpec, LayerSpec]]:
+    specs = describe(arch)
+    by_name = {s.name: s for s in specs}
+    # A dense layer reads the flattened output of whatever precedes it (a pool layer or a dense one).
+    return [(s, by_name[s.source]) for s in specs if s.weight_module is not None]
+
+
+def validated_architecture(data: object) -> Architecture:
+    """Check an untrusted architecture description (e.g. from a weight file) and build it.
+
+    data: a dict with exactly the fields of :class:`Architecture` ('kernel' and 'pool' optional).
+    Every field must have the right type (ints are real ints, not bools or floats) and lie within the
+    module's limits; the spatial size must stay >= 1 through every conv and pool, and the totals must
+    stay within MAX_PARAMETERS and MAX_NEURONS. Nothing is allocated before all checks pass.
+    Raises :class:`ArchitectureError` naming the first offending field.
+    """
+    if not isinstance(data, dict):
+        raise ArchitectureError("architecture", f"must be a JSON object, got {_shown(data)}", whole=True)
+    unknown = sorted(str(k) for k in data if k not in ARCHITECTURE_FIELDS)
+    if unknown:
+        raise ArchitectureError(unknown[0], f"is unknown (expected {', '.join(ARCHITECTURE_FIELDS)})")
+    for required in ("name", "conv_channels", "dense_units"):
+        if required not in data:
+            raise ArchitectureError(required, "is missing")
+    name = data["name"]
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_LENGTH or not name.isprintable():
+        raise ArchitectureError("name", f"must be a printable string of 1-{MAX_NAME_LENGTH} characters, "
+                                        f"got {_shown(name)}")
+    conv = _checked_list(data["conv_channels"], "conv_channels", 1, MAX_CHANNELS, MAX_CONV_BLOCKS, 1)
+    dense = _checked_list(data["dense_units"], "dense_units", 1, MAX_UNITS, MAX_DENSE_LAYERS, 0)
+    kernel = _checked_int(data.get("kernel", 3), "kernel", 1, MAX_KERNEL)
+    pool = _checked_int(data.get("pool", 2), "pool", 1, MAX_POOL)
+    size = INPUT_SIZE
+    for block in range(1, len(conv) + 1):
+        size = size - kernel + 1
+        if size < 1:
+            raise ArchitectureError("conv_channels", f"has too many blocks for a {INPUT_SIZE}x{INPUT_SIZE} input "
+                                                     f"with kernel {kernel}: conv{block} would be {size}x{size}")
+        size //= pool
+        if size < 1:
+            raise ArchitectureError("pool", f"{pool} shrinks pool{block} below 1x1")
+    arch = Architecture(name=name, conv_channels=conv, dense_units=dense, kernel=kernel, pool=pool)
+    neurons = neuron_count(arch)
+    if neurons > MAX_NEURONS:
+        raise ArchitectureError("neurons", f"has {neurons:,} neurons, more than the limit of {MAX_NEURONS:,}",
+                                whole=True)
+    parameters = parameter_count(arch)
+    if parameters > MAX_PARAMETERS:
+        raise ArchitectureError("parameters", f"has {parameters:,} parameters, more than the limit of "
+                                              f"{MAX_PARAMETERS:,}", whole=True)
+    return arch

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,13 +57,23 @@ def _find(directory: Path, stem: str) -> Path:
     )
 
 
+# Far above the 60,000-image MNIST training file (47 MB): a bound on what a gzip file may inflate to.
+MAX_IDX_BYTES = 1 << 30
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        opener = gzip.open if path.suffix == ".gz" else open
+        chunks, total = [], 0
+        with opener(path, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                total += len(chunk)
+                if total > MAX_IDX_BYTES:
+                    raise CnnvizError(f"{path} holds more than {MAX_IDX_BYTES >> 20} MB of data: it is not an "
+                                      f"MNIST file.")
+                chunks.append(chunk)
+        return b"".join(chunks)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise CnnvizError(f"cannot read {path}: {exc}. The file is damaged or not gzip; download it again.") from exc
 
 
@@ -82,7 +94,10 @@ def read_idx(path: Path, expected_magic: int) -> np.ndarray:
     if len(data) < header:
         raise CnnvizError(f"{path} is truncated inside its header.")
     dims = struct.unpack(f">{ndim}i", data[4:header])
-    count = int(np.prod(dims))
+    if any(d < 0 for d in dims):
+        raise CnnvizError(f"{path} has a corrupt header: it announces dimensions {dims}, and a size cannot be "
+                          f"negative. Download the file again.")
+    count = math.prod(dims)  # Python ints: absurd dimensions cannot overflow into a small number
     if len(data) - header < count:
         raise CnnvizError(
             f"{path} is truncated: its header announces {dims[0]} items ({count} bytes) but only "

@@ -93,6 +93,9 @@ def fit(
     Deterministic for a seed on one machine. A KeyboardInterrupt propagates after the last complete
     epoch's checkpoint has been written; the partial epoch is discarded.
     """
+    if epochs < 1 or batch_size < 1 or not (math.isfinite(lr) and lr > 0) or len(train) == 0:
+        raise ValueError(f"fit needs epochs >= 1, batch_size >= 1, a finite lr > 0 and some images; got "
+                         f"epochs={epochs}, batch_size={batch_size}, lr={lr}, {len(train)} images")
     gen = set_determinism(seed)
     model = ConvNet(arch)
     images = torch.from_numpy(train.images.astype(np.float32) / 255.0)[:, None]

@@ -145,3 +145,83 @@ def test_predict_blank_image_is_nothing_drawn(tmp_path):
     result = cli("predict", str(path), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"file": str(path), "digit": None, "probabilities": None}
+
+
+BAD_FIT_ARGS = [
+    (["--batch-size", "0"], "--batch-size must be 1-"),
+    (["--batch-size", "-3"], "--batch-size must be 1-"),
+    (["--lr", "-1"], "--lr must be a number above 0"),
+    (["--lr", "0"], "--lr must be a number above 0"),
+    (["--lr", "nan"], "--lr must be a number above 0"),
+    (["--lr", "inf"], "--lr must be a number above 0"),
+    (["--epochs", "0"], "--epochs must be 1-"),
+    (["--seed", "-1"], "--seed must be 0-"),
+    (["--seed", str(2**64)], "--seed must be 0-"),
+]
+
+
+def run_main(capsys, argv: list[str]) -> tuple[int, str]:
+    """cnnviz-train's entry point in this process (what the console script calls): exit code, stderr."""
+    from cnnviz_desktop.cli import train
+
+    try:
+        code = train.main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra,fragment", BAD_FIT_ARGS, ids=[" ".join(a) for a, _ in BAD_FIT_ARGS])
+def test_fit_refuses_bad_numbers_before_reading_data(capsys, tmp_path, extra, fragment):
+    out = tmp_path / "out" / "m.safetensors"
+    # --data does not exist: a message about it would mean the options were not checked first.
+    code, err = run_main(capsys, ["fit", "--data", str(tmp_path / "no-data"), "--out", str(out), *extra])
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("error: ") and fragment in err, err
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even the folder
+
+
+def bad_outs(tmp_path: Path) -> list[tuple[Path, str]]:
+    (tmp_path / "a-folder.safetensors").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    return [
+        (tmp_path / "a-folder.safetensors", "is a folder"),
+        (tmp_path, "must be a .safetensors file"),
+        (tmp_path / "model.pt", "must be a .safetensors file"),
+        (tmp_path / "a-file" / "sub" / "m.safetensors", "is a file, not a folder"),
+    ]
+
+
+def test_fit_refuses_bad_out_before_training(capsys, small_data, tmp_path):
+    work = tmp_path / "outs"
+    work.mkdir()
+    for out, fragment in bad_outs(work):
+        before = sorted(work.rglob("*"))
+        code, err = run_main(capsys, ["fit", "--data", str(small_data), "--out", str(out), "--quiet"])
+        assert code == 2 and err.startswith("error: ") and fragment in err and "Traceback" not in err, err
+        assert sorted(work.rglob("*")) == before, out  # nothing written
+
+
+def test_fit_refuses_an_unwritable_folder(capsys, small_data, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root may write anywhere")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    code, err = run_main(capsys, ["fit", "--data", str(small_data), "--out", str(locked / "m.safetensors")])
+    assert code == 2 and "not writable" in err
+    assert list(locked.iterdir()) == []
+
+
+def test_fit_bad_argument_as_a_process(tmp_path):
+    result = cli("train", "fit", "--out", str(tmp_path / "m.safetensors"), "--batch-size", "0", no_env_data=True)
+    assert_user_error(result, "--batch-size must be 1-")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fit_on_an_empty_training_set(capsys, tmp_path):
+    make_split(tmp_path, 0, split="train")
+    code, err = run_main(capsys, ["fit", "--data", str(tmp_path), "--out", str(tmp_path / "m.safetensors"),
+                                  "--no-eval"])
+    assert code == 2 and "no images" in err
+    assert not (tmp_path / "m.safetensors").exists()

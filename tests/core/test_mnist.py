@@ -155,3 +155,38 @@ def test_download_with_generated_files(local_server, tmp_path):
     assert len(mnist.load(out, "test")) == 3
     # A second run keeps valid files without fetching again (the server may be gone).
     assert mnist.download(out, mirror="http://127.0.0.1:9/", checksums=sums) == out
+
+
+def raw_idx(path: Path, magic: int, dims: tuple[int, ...], payload: bytes = b"") -> Path:
+    path.write_bytes(struct.pack(">i", magic) + struct.pack(f">{len(dims)}i", *dims) + payload)
+    return path
+
+
+@pytest.mark.parametrize("dims", [(-5, 28, 28), (5, -28, 28), (3, 28, -1)])
+def test_negative_dimensions_are_refused(tmp_path, dims):
+    path = raw_idx(tmp_path / "t10k-images-idx3-ubyte", mnist.IMAGES_MAGIC, dims, bytes(5 * 28 * 28))
+    with pytest.raises(CnnvizError, match="negative"):
+        mnist.read_idx(path, mnist.IMAGES_MAGIC)
+
+
+def test_negative_label_count_is_refused(tmp_path):
+    path = raw_idx(tmp_path / "t10k-labels-idx1-ubyte", mnist.LABELS_MAGIC, (-1,), bytes(10))
+    with pytest.raises(CnnvizError, match="negative"):
+        mnist.read_idx(path, mnist.LABELS_MAGIC)
+
+
+def test_absurd_dimensions_are_refused_without_allocating(tmp_path):
+    # 2**31-1 images of 2**31-1 x 2**31-1 pixels: the byte count overflows 64-bit integers.
+    path = raw_idx(tmp_path / "t10k-images-idx3-ubyte", mnist.IMAGES_MAGIC, (2**31 - 1,) * 3, bytes(100))
+    with pytest.raises(CnnvizError, match="truncated"):
+        mnist.read_idx(path, mnist.IMAGES_MAGIC)
+
+
+def test_corrupt_gzip_stream_is_refused(tmp_path):
+    make_split(tmp_path, 5)
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    data = bytearray(path.read_bytes())
+    data[20:40] = b"\xff" * 20  # inside the deflate stream
+    path.write_bytes(bytes(data))
+    with pytest.raises(CnnvizError, match="cannot read"):
+        mnist.load(tmp_path, "test")
