@@ -6,7 +6,8 @@
 mouse handlers (zig-zag strokes across the grid). Moves that come due while a frame renders are merged
 into the newest, as Qt's X11 motion compression did before the app turned it off; the figures stay
 comparable with earlier runs, while --input xdotool measures what the app does now.
-For every request we remember when its input event happened; when the 3D view swaps a frame after the window applied that request's analysis, latency = swap time - event time. Also:
+For every request we remember when its input event happened; when the 3D view swaps a frame after the
+window applied that request's analysis, latency = swap time - event time. Also:
 frames per second, requests submitted, analyses delivered, requests coalesced by the worker, and
 whether the last stroke's analysis was shown. The baseline measured in the same run is the frame
 time of the idle window (repaint of the unchanged scene), so the ratio says what a stroke costs.
@@ -17,8 +18,8 @@ Qt's platform plugin deliver the events exactly as for a user's mouse. Reports, 
 above, how many positions were sent (each is a distinct pixel, so X delivers each as one motion event),
 how many reached the canvas (its point_applied signal) and the fraction (1.0 expected). For contrast the
 same strokes are also drawn for --compressed-seconds with Qt's motion compression switched back on
-(what the app did before), alternating stroke by stroke with the normal ones. Latency here is measured from the event's X server timestamp, put on this process's
-clock by the smallest observed delivery delay (so it excludes that constant part).
+(what the app did before), alternating stroke by stroke with the normal ones. Latency here is measured
+from the event's X server timestamp, put on this process's clock by the smallest observed delivery delay (so it excludes that constant part).
 
 Needs an X display with OpenGL; without DISPLAY it re-runs itself under xvfb-run at 1280x720.
 """

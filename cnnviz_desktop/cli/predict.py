@@ -37,7 +37,8 @@ def _predict(args: argparse.Namespace) -> int:
             digit = max(range(10), key=probabilities.__getitem__)
         if args.json:
             print(json.dumps({"file": name, "digit": digit,
-                              "probabilities": None if probabilities is None else [round(p, 6) for p in probabilities]}))
+                              "probabilities": None if probabilities is None
+                              else [round(p, 6) for p in probabilities]}))
         elif digit is None:
             print(f"{name}: nothing drawn")
         else:

@@ -72,7 +72,6 @@ from .wiring import Wiring, network_wiring
 
 if TYPE_CHECKING:  # pragma: no cover
     from .preprocess import Preprocessed
-    from .weights import LoadedModel
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081

@@ -106,7 +106,6 @@ def describe(arch: Architecture) -> list[LayerSpec]:
                 kernel=arch.pool, stride=arch.pool, module=index + 2,
             )
         )
-        channels = out_channels
         index += 3
     index += 1  # Flatten: the pooled maps feed the first dense layer directly
     for n, units in enumerate(arch.dense_units, start=1):

@@ -34,7 +34,8 @@ def test_cube_counts_follow_the_layer_shapes(lay):
 
 def test_known_counts():
     assert layout(ARCHITECTURES["tiny"]).cube_count == 784 + 8 * 26 * 26 + 8 * 13 * 13 + 2 * 11 * 11 + 2 * 25 + 22 + 10
-    assert layout(ARCHITECTURES["tiny"]).edge_count == sum(w.count for w in network_wiring(ARCHITECTURES["tiny"]).values())
+    wiring = network_wiring(ARCHITECTURES["tiny"])
+    assert layout(ARCHITECTURES["tiny"]).edge_count == sum(w.count for w in wiring.values())
     assert layout(ARCHITECTURES["tiny"]) is layout(ARCHITECTURES["tiny"])  # computed once per model
 
 
