@@ -19,7 +19,8 @@ above, how many positions were sent (each is a distinct pixel, so X delivers eac
 how many reached the canvas (its point_applied signal) and the fraction (1.0 expected). For contrast the
 same strokes are also drawn for --compressed-seconds with Qt's motion compression switched back on
 (what the app did before), alternating stroke by stroke with the normal ones. Latency here is measured
-from the event's X server timestamp, put on this process's clock by the smallest observed delivery delay (so it excludes that constant part).
+from the event's X server timestamp, put on this process's clock by the smallest observed delivery
+delay (so it excludes that constant part).
 
 Needs an X display with OpenGL; without DISPLAY it re-runs itself under xvfb-run at 1280x720.
 """

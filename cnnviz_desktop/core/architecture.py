@@ -90,7 +90,7 @@ class LayerSpec:
 def describe(arch: Architecture) -> list[LayerSpec]:
     """The layers the scene shows, in data-flow order, each fed by the one before it."""
     specs = [LayerSpec("input", "input", (1, INPUT_SIZE, INPUT_SIZE), None)]
-    channels, size, index = 1, INPUT_SIZE, 0
+    size, index = INPUT_SIZE, 0
     for block, out_channels in enumerate(arch.conv_channels, start=1):
         size = size - arch.kernel + 1
         specs.append(
