@@ -58,7 +58,8 @@ def load_image(image: ImageLike) -> np.ndarray:
     """A canvas (H, W) float32 in [0, 1], light digit on dark, from an array or a PNG/JPEG path.
 
     Arrays: 2-D; integer arrays are read as 0-255 and scaled; float arrays must already be in [0, 1].
-    Files: any size and mode; dark-on-light images are inverted (see core.images.load_canvas).
+    Files: any mode, up to core.images.MAX_IMAGE_PIXELS (longer than MAX_CANVAS_SIDE: reduced); dark-on-light
+    images are inverted (see core.images.load_canvas).
     """
     if isinstance(image, (str, os.PathLike)):
         from .core.images import load_canvas
