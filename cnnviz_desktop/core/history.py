@@ -462,35 +462,39 @@ class History:
         except OSError as exc:
             raise CnnvizError(f"cannot create the folder for the history database {path.parent}: "
                               f"{exc.strerror or exc}; set CNNVIZ_USER_DATA to a writable folder") from exc
-        notice = ""
         problem = _header_problem(path) if path.exists() else None
         if problem is None and path.exists() and _header_version(path) > SCHEMA_VERSION:
             raise _newer(path, _header_version(path))
         if problem is None:
-            conn = None
+            conn = cls._connect(path)
             try:
-                conn = cls._connect(path)
-                problem = cls._schema_problem(conn, path)
+                problem = cls._inspect(conn, path)
             except sqlite3.DatabaseError as exc:
                 if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc).lower():
-                    if conn is not None:
-                        conn.close()
+                    conn.close()
                     raise _sqlite_message(exc, path, "open the history") from exc
                 problem = f"it is damaged ({exc})"
+            except BaseException:
+                conn.close()
+                raise
             if problem is None:
-                return cls(path, conn)
+                return cls._ready(path, conn, "")
             conn.close()
         old = _move_aside(path)
         notice = (f"The history database {path} could not be used ({problem}). It was moved to {old} "
                   "(nothing was deleted) and a new, empty history was started.")
+        return cls._ready(path, cls._connect(path), notice)
+
+    @classmethod
+    def _ready(cls, path: Path, conn: sqlite3.Connection, notice: str) -> History:
         try:
-            conn = cls._connect(path)
-            problem = cls._schema_problem(conn, path)
+            cls._prepare(conn, path)
         except sqlite3.Error as exc:
-            raise _sqlite_message(exc, path, "create the history") from exc
-        if problem is not None:
             conn.close()
-            raise CnnvizError(f"could not start a new history database at {path}: {problem}")
+            raise _sqlite_message(exc, path, "prepare the history") from exc
+        except BaseException:
+            conn.close()
+            raise
         return cls(path, conn, notice)
 
     @staticmethod
@@ -498,51 +502,51 @@ class History:
         try:
             conn = sqlite3.connect(os.fspath(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                    check_same_thread=True)
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         except sqlite3.Error as exc:
             raise _sqlite_message(exc, path, "open the history") from exc
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise _newer(path, version)
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            # In WAL mode NORMAL survives any crash of the app; only a power cut may drop the last saves.
-            conn.execute("PRAGMA synchronous = NORMAL")
-        except BaseException:
-            conn.close()
-            raise
         return conn
 
     @staticmethod
-    def _schema_problem(conn: sqlite3.Connection, path: Path) -> str | None:
-        """Upgrade the schema to SCHEMA_VERSION; return why the file is not ours (None if it is)."""
+    def _inspect(conn: sqlite3.Connection, path: Path) -> str | None:
+        """Why the open file is not our database (None if it is, or is empty). Reads only, changes nothing."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise _newer(path, version)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables.discard("sqlite_sequence")
+        if version == 0 and tables:
+            return "it is another program's database (tables: " + ", ".join(sorted(tables)[:5]) + ")"
+        if version > 0 and "drawings" not in tables:
+            return f"it claims schema version {version} but has no drawings table"
+        if "drawings" in tables:
+            # Walk the table's pages: a damaged file fails here rather than on the first save.
+            conn.execute("SELECT max(id), count(*), max(length(canvas)) FROM drawings").fetchone()
+        return None
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+        """WAL mode, then upgrade the schema to SCHEMA_VERSION in one transaction (MIGRATIONS in order)."""
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL survives any crash of the app; only a power cut may drop the last saves.
+        conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Read again under the write lock: another instance may have just created or upgraded it.
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            tables.discard("sqlite_sequence")
             if version > SCHEMA_VERSION:
                 raise _newer(path, version)
-            if version == 0 and tables:
-                conn.execute("ROLLBACK")
-                return "it is another program's database (tables: " + ", ".join(sorted(tables)[:5]) + ")"
-            if version > 0 and "drawings" not in tables:
-                conn.execute("ROLLBACK")
-                return f"it claims schema version {version} but has no drawings table"
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
                     conn.execute(statement)
             if version != SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            # Touch the table's last page: a damaged file fails here rather than on the first save.
-            conn.execute("SELECT max(id), count(*) FROM drawings").fetchone()
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return None
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
