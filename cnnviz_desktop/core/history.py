@@ -73,38 +73,46 @@ ORDERS = {
 }
 
 # Each entry upgrades the schema from version i to i + 1 (index 0: an empty file -> version 1).
+# The small columns (what filters, sorts and counts read) live in ``drawings``; the large ones (canvas,
+# strokes, Grad-CAM: several KB, spilling into overflow pages) in ``drawing_data``, so that a count or a
+# filtered page over 10,000 rows never reads the pictures of rows it skips.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE drawings (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             created TEXT NOT NULL,
-            rows INTEGER NOT NULL,
-            cols INTEGER NOT NULL,
-            canvas BLOB NOT NULL,
-            strokes TEXT,
             model TEXT NOT NULL DEFAULT '',
             weights_sha256 TEXT NOT NULL DEFAULT '',
             predicted INTEGER,
-            probabilities BLOB,
             confidence REAL,
-            cam BLOB,
             label INTEGER,
             reason TEXT,
             note TEXT NOT NULL DEFAULT '',
-            deleted TEXT
+            deleted TEXT,
+            rows INTEGER NOT NULL,
+            cols INTEGER NOT NULL,
+            probabilities BLOB
         )""",
-        "CREATE INDEX drawings_created ON drawings (created)",
-        "CREATE INDEX drawings_model ON drawings (model)",
+        """CREATE TABLE drawing_data (
+            id INTEGER PRIMARY KEY REFERENCES drawings (id) ON DELETE CASCADE,
+            canvas BLOB NOT NULL,
+            cam BLOB,
+            strokes TEXT
+        )""",
+        "CREATE INDEX drawings_live_created ON drawings (deleted, created)",
+        "CREATE INDEX drawings_live_model ON drawings (deleted, model)",
     ),
     (
+        # Where a drawing came from ('app', 'import:<file name>').
         "ALTER TABLE drawings ADD COLUMN source TEXT NOT NULL DEFAULT 'app'",
-        "CREATE INDEX drawings_deleted ON drawings (deleted)",
+        "CREATE INDEX drawings_live_confidence ON drawings (deleted, confidence)",
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
-_COLUMNS = ("id, created, rows, cols, canvas, strokes, model, weights_sha256, predicted, probabilities, "
-            "cam, label, reason, note, source")
+_META = ("m.id, m.created, m.rows, m.cols, m.model, m.weights_sha256, m.predicted, m.probabilities, m.label, "
+         "m.reason, m.note, m.source")
+_SELECT = f"SELECT {_META}, d.canvas, d.cam, d.strokes FROM drawings m JOIN drawing_data d ON d.id = m.id"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -292,8 +300,8 @@ def strokes_from_json(text: str | None) -> tuple[Stroke, ...] | None:
 
 
 def _row_to_record(row: sqlite3.Row | tuple) -> DrawingRecord:
-    (rid, created, rows, cols, canvas, strokes, model, sha, predicted, probs, cam, label, reason, note,
-     source) = row
+    (rid, created, rows, cols, model, sha, predicted, probs, label, reason, note, source, canvas, cam,
+     strokes) = row
     return DrawingRecord(canvas=_array_from(canvas, (rows, cols)), strokes=strokes_from_json(strokes),
                          created=created, model=model, weights_sha256=sha, predicted=predicted,
                          probabilities=_array_from(probs, (NUM_CLASSES,)), cam=_array_from(cam, (rows, cols)),
@@ -517,11 +525,12 @@ class History:
         tables.discard("sqlite_sequence")
         if version == 0 and tables:
             return "it is another program's database (tables: " + ", ".join(sorted(tables)[:5]) + ")"
-        if version > 0 and "drawings" not in tables:
-            return f"it claims schema version {version} but has no drawings table"
+        if version > 0 and not {"drawings", "drawing_data"} <= tables:
+            return f"it claims schema version {version} but lacks our tables"
         if "drawings" in tables:
             # Walk the table's pages: a damaged file fails here rather than on the first save.
-            conn.execute("SELECT max(id), count(*), max(length(canvas)) FROM drawings").fetchone()
+            conn.execute("SELECT max(id), count(*) FROM drawings").fetchone()
+            conn.execute("SELECT max(id), count(*) FROM drawing_data").fetchone()
         return None
 
     @staticmethod
@@ -594,14 +603,19 @@ class History:
         if not isinstance(record, DrawingRecord):
             raise CnnvizError("save() takes a DrawingRecord")
         rows, cols = record.canvas.shape
-        values = (record.created, rows, cols, _array_bytes(record.canvas), strokes_to_json(record.strokes),
-                  record.model, record.weights_sha256, record.predicted, _array_bytes(record.probabilities),
-                  record.confidence, _array_bytes(record.cam), record.label, record.reason, record.note,
-                  record.source)
-        sql = ("INSERT INTO drawings (created, rows, cols, canvas, strokes, model, weights_sha256, predicted, "
-               "probabilities, confidence, cam, label, reason, note, source) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        return int(self._write("save the drawing", lambda c: c.execute(sql, values).lastrowid))
+        meta = (record.created, record.model, record.weights_sha256, record.predicted, record.confidence,
+                record.label, record.reason, record.note, rows, cols, _array_bytes(record.probabilities),
+                record.source)
+        data = (_array_bytes(record.canvas), _array_bytes(record.cam), strokes_to_json(record.strokes))
+
+        def run(c):
+            rid = c.execute("INSERT INTO drawings (created, model, weights_sha256, predicted, confidence, label, "
+                            "reason, note, rows, cols, probabilities, source) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", meta).lastrowid
+            c.execute("INSERT INTO drawing_data (id, canvas, cam, strokes) VALUES (?, ?, ?, ?)", (rid, *data))
+            return rid
+
+        return int(self._write("save the drawing", run))
 
     def save_many(self, records: Iterable[DrawingRecord]) -> list[int]:
         """Save several drawings (one transaction each, so a failure keeps the ones before it)."""
@@ -653,13 +667,16 @@ class History:
 
     def purge_deleted(self) -> int:
         """Remove deleted drawings for good (their delete can no longer be undone); returns how many."""
-        return int(self._write("purge deleted drawings", lambda c: c.execute(
-            "DELETE FROM drawings WHERE deleted IS NOT NULL").rowcount))
+        def run(c):
+            c.execute("DELETE FROM drawing_data WHERE id IN (SELECT id FROM drawings WHERE deleted IS NOT NULL)")
+            return c.execute("DELETE FROM drawings WHERE deleted IS NOT NULL").rowcount
+
+        return int(self._write("purge deleted drawings", run))
 
     # -- reading ------------------------------------------------------------------------------------
     def get(self, record_id: int) -> DrawingRecord:
         """The drawing with this id; CnnvizError if there is none (or it was deleted)."""
-        rows = self._read("read the drawing", f"SELECT {_COLUMNS} FROM drawings WHERE id = ? AND deleted IS NULL",
+        rows = self._read("read the drawing", f"{_SELECT} WHERE m.id = ? AND m.deleted IS NULL",
                           (int(record_id),))
         if not rows:
             raise CnnvizError(f"there is no saved drawing with id {record_id}")
@@ -673,9 +690,10 @@ class History:
             raise CnnvizError(f"unknown order {order!r}: choose one of {', '.join(ORDERS)}")
         limit, offset = max(0, int(limit)), max(0, int(offset))
         where, params = _where(filter, search)
-        rows = self._read("list the drawings", f"SELECT {_COLUMNS} FROM drawings WHERE {where} "
-                          f"ORDER BY {ORDERS[order]} LIMIT ? OFFSET ?", (*params, limit, offset))
-        return [_row_to_record(r) for r in rows]
+        # Page the small table first (indexes, no pictures read), then fetch the page's rows.
+        ids = [r[0] for r in self._read("list the drawings", f"SELECT id FROM drawings WHERE {where} "
+                                        f"ORDER BY {ORDERS[order]} LIMIT ? OFFSET ?", (*params, limit, offset))]
+        return list(self.iter_records(ids))
 
     def ids(self, filter: Filter | str | None = None, search: str | None = None, order: str = "newest") -> list[int]:
         """The ids of every drawing a query would page through, in order (cheap: no blobs)."""
@@ -724,8 +742,8 @@ class History:
         for start in range(0, len(ids), page):
             chunk = ids[start:start + page]
             marks = ",".join("?" * len(chunk))
-            found = {r[0]: r for r in self._read("read the drawings", f"SELECT {_COLUMNS} FROM drawings "
-                                                 f"WHERE deleted IS NULL AND id IN ({marks})", chunk)}
+            found = {r[0]: r for r in self._read("read the drawings", f"{_SELECT} "
+                                                 f"WHERE m.deleted IS NULL AND m.id IN ({marks})", chunk)}
             for i in chunk:
                 if i in found:
                     yield _row_to_record(found[i])

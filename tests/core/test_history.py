@@ -167,8 +167,10 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path):
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
     canvas = np.ones((28, 28), "<f4").tobytes()
-    conn.execute("INSERT INTO drawings (created, rows, cols, canvas, model, predicted, label, note) "
-                 "VALUES ('2026-01-01T00:00:00+00:00', 28, 28, ?, 'tiny', 4, 4, 'old')", (canvas,))
+    conn.execute("INSERT INTO drawings (created, rows, cols, model, predicted, label, note) "
+                 "VALUES ('2026-01-01T00:00:00+00:00', 28, 28, 'tiny', 4, 4, 'old')")
+    conn.execute("INSERT INTO drawing_data (id, canvas) VALUES (1, ?)", (canvas,))
+    assert "source" not in {row[1] for row in conn.execute("PRAGMA table_info(drawings)")}
     conn.commit()
     conn.close()
     with History.open(path) as h:
