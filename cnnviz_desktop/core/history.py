@@ -59,6 +59,7 @@ MAX_TOTAL_POINTS = 5_000_000
 MAX_IMPORT_PNGS = 10_000
 GRID = 28
 SQLITE_MAGIC = b"SQLite format 3\x00"
+FULL_CHECK_BYTES = 32 << 20  # History.open runs a full quick_check on files up to this size
 
 FILTERS = ("all", "reported", "misclassified")
 ORDERS = {
@@ -528,9 +529,13 @@ class History:
         if version > 0 and not {"drawings", "drawing_data"} <= tables:
             return f"it claims schema version {version} but lacks our tables"
         if "drawings" in tables:
-            # Walk the table's pages: a damaged file fails here rather than on the first save.
-            conn.execute("SELECT max(id), count(*) FROM drawings").fetchone()
-            conn.execute("SELECT max(id), count(*) FROM drawing_data").fetchone()
+            # A damaged file should be found now, not on the first save. The whole file is checked while it
+            # is small (~20 ms for 16 MB, about 2,000 drawings); beyond that only the small table and its
+            # indexes, so that opening stays fast (History.check() checks everything).
+            whole = path.stat().st_size <= FULL_CHECK_BYTES
+            found = conn.execute("PRAGMA quick_check" if whole else "PRAGMA quick_check(drawings)").fetchall()
+            if [r[0] for r in found] != ["ok"]:
+                return f"it is damaged ({found[0][0]})"
         return None
 
     @staticmethod
@@ -556,6 +561,16 @@ class History:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def check(self) -> list[str]:
+        """Check the whole file (SQLite's quick_check; about 0.1 s per 100 MB from cache): [] if sound, else
+        what is wrong. Read-only. Opening checks the whole file only up to FULL_CHECK_BYTES: the app may run
+        this in the background (its own History in that thread) and tell the user."""
+        try:
+            found = [r[0] for r in self.conn.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            return [str(exc)]
+        return [] if found == ["ok"] else found
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

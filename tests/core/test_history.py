@@ -213,11 +213,22 @@ def _truncated(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2 + 100])
 
 
+def _scribbled(path: Path) -> None:
+    with History.open(path) as h:
+        for i in range(40):
+            h.save(make_record(i))
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 8192] = np.random.default_rng(0).integers(0, 256, 8192, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+
+
 @pytest.mark.parametrize("make,why", [
     (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200)), "not an SQLite database"),
     (lambda p: p.write_text("my shopping list\n" * 20), "not an SQLite database"),
     (_foreign_sqlite, "another program's database"),
     (_truncated, "truncated or damaged"),
+    (_scribbled, "damaged"),
 ])
 def test_a_bad_file_is_moved_aside_and_a_fresh_database_started(tmp_path, make, why):
     path = tmp_path / "history.sqlite"
@@ -233,7 +244,7 @@ def test_a_bad_file_is_moved_aside_and_a_fresh_database_started(tmp_path, make, 
         rid = h.save(make_record(1))
         assert h.get(rid).id == rid
     with History.open(path) as again:
-        assert again.notice == "" and again.count() == 1
+        assert again.notice == "" and again.count() == 1 and again.check() == []
 
 
 def test_a_folder_that_cannot_be_created_fails_clearly_and_creates_nothing(tmp_path):
