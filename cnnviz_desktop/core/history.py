@@ -187,6 +187,10 @@ class DrawingRecord:
             strokes = tuple(self.strokes)
             if not all(isinstance(s, Stroke) for s in strokes):
                 raise CnnvizError("strokes must be core.strokes.Stroke objects")
+            if len(strokes) > MAX_STROKES or sum(len(s) for s in strokes) > MAX_TOTAL_POINTS:
+                raise CnnvizError(f"a drawing may have at most {MAX_STROKES} strokes and {MAX_TOTAL_POINTS} points")
+            if not all(np.isfinite(s.points).all() for s in strokes):
+                raise CnnvizError("a drawing's strokes hold NaN or infinite coordinates")
             object.__setattr__(self, "strokes", strokes)
         if self.probabilities is not None:
             probs = _frozen(np.asarray(self.probabilities).reshape(-1))

@@ -509,3 +509,69 @@ def test_record_from_snapshot(tiny):
     np.testing.assert_array_equal(rec.cam, snap.canvas_cam)
     empty = Analyzer(tiny).analyse(AnalysisRequest(2, np.zeros((28, 28), np.float32)))
     assert hist.record_from_snapshot(np.zeros((28, 28), np.float32), (), empty).predicted is None
+
+
+def test_strokes_with_broken_points_are_refused():
+    bad = Stroke(np.array([[1, 1, 0, 1], [np.nan, 2, 0.1, 1]], np.float32))
+    with pytest.raises(CnnvizError, match="NaN"):
+        DrawingRecord(canvas=np.zeros((28, 28), np.float32), strokes=(bad,))
+
+
+def test_an_undo_token_survives_closing_and_reopening(tmp_path):
+    path = tmp_path / "history.sqlite"
+    with History.open(path) as h:
+        ids = [h.save(make_record(i)) for i in range(3)]
+        token = h.delete(ids[:2])
+    with History.open(path) as h:
+        assert h.count() == 1
+        assert h.undelete(token) == 2 and h.count() == 3
+
+
+def test_a_failing_migration_is_rolled_back_to_the_old_schema(tmp_path, monkeypatch):
+    path = tmp_path / "history.sqlite"
+    conn = sqlite3.connect(path)
+    for statement in hist.MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    broken = (hist.MIGRATIONS[0], hist.MIGRATIONS[1] + ("ALTER TABLE no_such_table ADD COLUMN x",))
+    monkeypatch.setattr(hist, "MIGRATIONS", broken)
+    with pytest.raises(CnnvizError, match="prepare the history"):
+        History.open(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert "source" not in {row[1] for row in conn.execute("PRAGMA table_info(drawings)")}
+    conn.close()
+    monkeypatch.undo()
+    with History.open(path) as h:
+        assert h.conn.execute("PRAGMA user_version").fetchone()[0] == hist.SCHEMA_VERSION
+
+
+def test_rerun_in_a_background_thread_with_its_own_connection_and_cancel(tmp_path, tiny):
+    import threading
+
+    path = tmp_path / "history.sqlite"
+    with History.open(path) as h:
+        for i in range(20):
+            h.save(make_record(i))
+    stop = threading.Event()
+    seen, out = [], {}
+
+    def progress(done, total):
+        seen.append(done)
+        if done == 5:
+            stop.set()
+
+    def work():
+        with History.open(path) as mine:
+            out["results"] = hist.rerun(mine, tiny, progress=progress, cancel=stop.is_set)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    with History.open(path) as h:  # the GUI thread keeps saving meanwhile
+        h.save(make_record(99))
+    thread.join(120)
+    assert not thread.is_alive()
+    assert len(out["results"]) == 5 and seen == [1, 2, 3, 4, 5]
+    assert all(after.model == "tiny" and after.predicted is not None for _, _, after in out["results"])
