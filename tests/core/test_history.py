@@ -349,16 +349,16 @@ def test_sigkill_in_a_stream_of_saves_loses_at_most_the_drawing_in_flight(tmp_pa
 def test_two_processes_saving_at_once_lose_nothing(tmp_path):
     path = tmp_path / "history.sqlite"
     start = tmp_path / "go"
-    procs = [_saver(tmp_path, str(path), tag, "60", str(start)) for tag in ("a", "b")]
+    procs = [_saver(tmp_path, str(path), tag, "300", str(start)) for tag in ("a", "b")]
     start.write_text("go")
     outs = [p.communicate(timeout=240) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err
     ids = [int(x) for out, _ in outs for x in out.split()]
-    assert len(ids) == len(set(ids)) == 120
+    assert len(ids) == len(set(ids)) == 600
     with History.open(path) as h:
-        assert h.count() == 120
-        assert h.count(search="a-") == 60 and h.count(search="b-") == 60
+        assert h.count() == 600
+        assert h.count(search="a-") == 300 and h.count(search="b-") == 300
 
 
 # -- drawings files, PNG folders, export ------------------------------------------------------------------
