@@ -173,7 +173,10 @@ def test_fallback_without_gl(qtbot):
     p.reset_view()
     p.preset_view("top")
     p.set_auto_rotate(True)
-    assert "connections" in p.status_text
+    assert not p.auto_rotating  # nothing to rotate: the toggle must not claim otherwise
+    # No '0 of 73,024 connections shown' for a view that does not exist.
+    assert "3D view unavailable" in p.status_text and "connections" not in p.status_text
+    assert p.label_rects() == []
 
 
 def test_line_budget_follows_the_view_size(qtbot, panel):
@@ -232,6 +235,7 @@ def test_overlay_text_is_drawn_and_follows_the_status(qtbot, panel):
     _frame(qtbot, panel)
     after = panel.overlay._panels["status"][0].pixels
     assert before.shape != after.shape or not np.array_equal(before, after)
-    # Labels: one texture sheet with one image per label.
+    # Labels: one texture sheet with one image per text variant of every label.
     assert panel.overlay._label_sheet is not None
-    assert len(panel.overlay._label_sheet.sizes) == len(panel.overlay.labels) > 5
+    assert len(panel.overlay._label_sheet.sizes) == sum(len(lb.texts) for lb in panel.overlay.labels)
+    assert len(panel.overlay.labels) > 5
