@@ -28,7 +28,7 @@ PRESET_VIEWS: dict[str, tuple[float, float]] = {
     "side": (0.0, 0.0),
     "top": (0.0, 89.9),
 }
-FOV = 30.0  # degrees, horizontal (pyqtgraph's opts['fov'])
+FOV = 22.0  # degrees, horizontal (narrow: the far layers shrink less) (pyqtgraph's opts['fov'])
 
 
 @dataclass(frozen=True)

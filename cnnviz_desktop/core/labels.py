@@ -36,6 +36,8 @@ class LabelRequest:
     align: how the preferred rectangle relates to the anchor (see ALIGNMENTS).
     max_shift: pixels the rectangle's centre may move away from the preferred place; None: 3 heights
         plus half the width of the variant.
+    max_dx: optional limit of the horizontal part of that move (e.g. the output digits may step down
+        a row to make room, but never sideways under the neighbouring cube).
     visible: False hides it (e.g. the anchor is behind the camera).
     """
 
@@ -44,6 +46,7 @@ class LabelRequest:
     priority: float = 0.0
     align: str = "center"
     max_shift: float | None = None
+    max_dx: float | None = None
     visible: bool = True
 
 
@@ -111,6 +114,8 @@ def place_labels(requests: list[LabelRequest], view: tuple[float, float], obstac
             shift = np.hypot(x0 - px, y0 - py)
             limit = req.max_shift if req.max_shift is not None else 3.0 * h + 0.5 * w
             ok = shift <= limit + 1e-9
+            if req.max_dx is not None:
+                ok &= np.abs(x0 - px) <= req.max_dx + 1e-9
             if placed.shape[0]:
                 x1, y1 = x0 + w, y0 + h
                 hit = ((x0[:, None] < placed[None, :, 2]) & (x1[:, None] > placed[None, :, 0])

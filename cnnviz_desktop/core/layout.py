@@ -25,7 +25,7 @@ from .wiring import network_wiring
 
 CUBE_SIZE = 0.78  # edge of a cube per unit of pitch: a visible gap between neighbours
 DENSE_PITCH, DENSE_SIZE = 2.0, 1.3  # vectors are few: larger, spread cubes so each unit reads as one
-OUTPUT_PITCH, OUTPUT_SIZE = 5.0, 2.4  # output units carry a digit label underneath: room for a 12 px digit
+OUTPUT_PITCH, OUTPUT_SIZE = 8.0, 3.2  # output units carry a digit label underneath: room for a 12 px digit
 FILTER_GAP = 1.2  # between a filter block and the map it produces
 CHANNEL_GAP_MIN = 2.0
 MAX_PITCH_SIZE = 4.0  # cubes stop growing beyond this pitch (a 1x1 map would otherwise be a boulder)

@@ -43,6 +43,7 @@ class Label:
     align: str = "center"
     priority: float = 0.0
     max_shift: float | None = None
+    max_dx: float | None = None
     pixel_size: float | None = None
     plate: bool = True
 
@@ -111,8 +112,8 @@ def label_font(label: Label, font: QtGui.QFont, scale: float) -> QtGui.QFont:
 
 
 def text_size(text: str, label: Label, metrics: QtGui.QFontMetricsF) -> tuple[int, int]:
-    """(w, h) pixels of one text variant's image (a plate adds 4 px each side)."""
-    return math.ceil(metrics.horizontalAdvance(text) + (8 if label.plate else 2)), math.ceil(metrics.height() + 2)
+    """(w, h) pixels of one text variant's image (a plate adds 4 px each side, bare text 0.5)."""
+    return math.ceil(metrics.horizontalAdvance(text) + (8 if label.plate else 1)), math.ceil(metrics.height() + 2)
 
 
 def label_image(text: str, label: Label, font: QtGui.QFont, dpr: float) -> QtGui.QImage:
@@ -246,7 +247,7 @@ class OverlayItem(GLGraphicsItem.GLGraphicsItem):
         for i, label in enumerate(self.labels):
             sizes = tuple((sheet.sizes[j][0] / dpr, sheet.sizes[j][1] / dpr) for j in self._variant_image[i])
             requests.append(LabelRequest(tuple(anchors.xy[i]), sizes, label.priority, label.align,
-                                         label.max_shift, bool(anchors.front[i])))
+                                         label.max_shift, label.max_dx, bool(anchors.front[i])))
         self._placement = place_labels(requests, (width, height), obstacles=panels)
         self._placement_key = key
         return self._placement

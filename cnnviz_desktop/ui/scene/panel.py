@@ -35,7 +35,7 @@ PRESET_VIEWS = cam.PRESET_VIEWS
 FOV = cam.FOV
 AUTO_ROTATE_MS = 33
 AUTO_ROTATE_DEG = 0.35
-DIGIT_PX = 18  # output digit font size in pixels (digit glyphs ~13 px tall); x1.25 in presentation
+DIGIT_PX = 17  # output digit font size in pixels (digit glyphs ~12.4 px tall); x1.25 in presentation
 FRAME_MARGIN = 10.0  # pixels kept free around the framed network
 STATUS_RESERVE = 22.0  # the status line's height at the top: the framed network stays below it
 
@@ -516,9 +516,11 @@ class ScenePanel(QtWidgets.QWidget):
             labels.append(Label(texts, box.label_anchor, 1.05, bold=True, align=box.label_align,
                                 priority=priority))
         for text, pos in lay.unit_labels:
-            # Digits stay under their own cube (a shifted digit would name the wrong unit) or hide.
+            # Digits stay under their own cube (a sideways shift would name the wrong unit): where
+            # neighbours are too close they step down a row (staggered), or hide.
+            px = DIGIT_PX * self.overlay.scale
             labels.append(Label((text,), pos, pixel_size=DIGIT_PX, bold=True, color=(215, 220, 230),
-                                priority=100, max_shift=4.0, plate=False))
+                                priority=100, max_shift=1.6 * px, max_dx=2.0, plate=False))
         self.overlay.set_labels(labels)
 
     def _color_filters(self) -> None:
