@@ -33,6 +33,9 @@ class Label:
     align: where the text sits relative to the anchor's screen position (see core.labels.ALIGNMENTS).
     priority: higher wins a contested spot; max_shift: pixels it may move from its preferred place.
     plate: draw a translucent dark plate behind the text.
+    row: a name shared by the labels of a row of neighbouring units, in order: when the row is seen
+        end-on (neighbouring anchors closer on screen than half a label's width), the labels could
+        not tell which unit they name, so the whole row is hidden.
     """
 
     texts: tuple[str, ...]
@@ -46,6 +49,7 @@ class Label:
     max_dx: float | None = None
     pixel_size: float | None = None
     plate: bool = True
+    row: str | None = None  # labels of one row of neighbours (the output digits): see OverlayItem.place
 
     @property
     def text(self) -> str:
@@ -243,11 +247,20 @@ class OverlayItem(GLGraphicsItem.GLGraphicsItem):
                tuple(panels))
         if key == self._placement_key:
             return self._placement
-        requests = []
+        sizes = [tuple((sheet.sizes[j][0] / dpr, sheet.sizes[j][1] / dpr) for j in self._variant_image[i])
+                 for i in range(len(self.labels))]
+        visible = anchors.front.copy()
+        rows: dict[str, list[int]] = {}
         for i, label in enumerate(self.labels):
-            sizes = tuple((sheet.sizes[j][0] / dpr, sheet.sizes[j][1] / dpr) for j in self._variant_image[i])
-            requests.append(LabelRequest(tuple(anchors.xy[i]), sizes, label.priority, label.align,
-                                         label.max_shift, label.max_dx, bool(anchors.front[i])))
+            if label.row is not None:
+                rows.setdefault(label.row, []).append(i)
+        for members in rows.values():
+            if len(members) > 1:
+                gaps = np.linalg.norm(np.diff(anchors.xy[members], axis=0), axis=1)
+                if gaps.min() < 0.5 * sizes[members[0]][0][0]:
+                    visible[members] = False
+        requests = [LabelRequest(tuple(anchors.xy[i]), sizes[i], label.priority, label.align, label.max_shift,
+                                 label.max_dx, bool(visible[i])) for i, label in enumerate(self.labels)]
         self._placement = place_labels(requests, (width, height), obstacles=panels)
         self._placement_key = key
         return self._placement

@@ -517,10 +517,11 @@ class ScenePanel(QtWidgets.QWidget):
                                 priority=priority))
         for text, pos in lay.unit_labels:
             # Digits stay under their own cube (a sideways shift would name the wrong unit): where
-            # neighbours are too close they step down a row (staggered), or hide.
+            # neighbours are too close they step down a row (staggered), or hide; the whole row hides
+            # when it is seen end-on (side view).
             px = DIGIT_PX * self.overlay.scale
             labels.append(Label((text,), pos, pixel_size=DIGIT_PX, bold=True, color=(215, 220, 230),
-                                priority=100, max_shift=1.6 * px, max_dx=2.0, plate=False))
+                                priority=100, max_shift=1.6 * px, max_dx=2.0, plate=False, row="digits"))
         self.overlay.set_labels(labels)
 
     def _color_filters(self) -> None:
