@@ -371,3 +371,21 @@ def test_auto_rotate_state_is_observable(qtbot, panel):
     with qtbot.waitSignal(panel.auto_rotate_changed, timeout=1000) as blocker:
         QtWidgets.QApplication.sendEvent(panel.view, wheel)
     assert blocker.args == [False] and not panel.auto_rotating
+
+
+@pytest.mark.parametrize("name", ["tiny", "wide"])
+def test_default_view_hides_no_map_behind_another(qtbot, panel, name):
+    """At the default framing every sampled cube of every layer is the one picked at its own centre:
+    no map sits behind another layer on screen (the old edge-on camera hid half of conv2)."""
+    panel.set_model(ARCHITECTURES[name])
+    _resize_view(qtbot, panel, 1366, 768)
+    panel.reset_view()
+    lay = panel.layout_
+    for layer, box in lay.layers.items():
+        cubes = range(box.cubes.start, box.cubes.stop, 5)
+        hits = 0
+        for cube in cubes:
+            x, y = panel.screen_position(*lay.locate(cube))
+            picked = panel.pick(x, y)
+            hits += picked is not None and lay.locate(picked)[0] == layer
+        assert hits / len(cubes) > 0.98, f"{layer}: only {hits / len(cubes):.0%} of its cubes are in front"

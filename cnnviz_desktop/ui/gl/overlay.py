@@ -35,7 +35,8 @@ class Label:
     plate: draw a translucent dark plate behind the text.
     row: a name shared by the labels of a row of neighbouring units, in order: when the row is seen
         end-on (neighbouring anchors closer on screen than half a label's width), the labels could
-        not tell which unit they name, so the whole row is hidden.
+        not tell which unit they name, so the whole row is hidden; when they are merely too close for
+        one line, they are staggered over two or three lines (0, 1, 2 on successive lines, 3 back up).
     """
 
     texts: tuple[str, ...]
@@ -250,6 +251,7 @@ class OverlayItem(GLGraphicsItem.GLGraphicsItem):
         sizes = [tuple((sheet.sizes[j][0] / dpr, sheet.sizes[j][1] / dpr) for j in self._variant_image[i])
                  for i in range(len(self.labels))]
         visible = anchors.front.copy()
+        xy = anchors.xy.copy()
         rows: dict[str, list[int]] = {}
         for i, label in enumerate(self.labels):
             if label.row is not None:
@@ -257,9 +259,16 @@ class OverlayItem(GLGraphicsItem.GLGraphicsItem):
         for members in rows.values():
             if len(members) > 1:
                 gaps = np.linalg.norm(np.diff(anchors.xy[members], axis=0), axis=1)
-                if gaps.min() < 0.5 * sizes[members[0]][0][0]:
+                w, h = sizes[members[0]][0]
+                lines = math.ceil((w + 2.0) / max(float(gaps.min()), 1e-6))
+                if lines > 3:  # (nearly) end-on: no label could say which unit it names
                     visible[members] = False
-        requests = [LabelRequest(tuple(anchors.xy[i]), sizes[i], label.priority, label.align, label.max_shift,
+                elif lines > 1:  # too close for one line: staggered over 2 or 3 lines
+                    # A line's height plus the row's slant on screen, so neighbours clear each other.
+                    step = h + 2.0 + float(np.abs(np.diff(anchors.xy[members, 1])).max()) * (lines - 1)
+                    for j, m in enumerate(members):
+                        xy[m, 1] += (j % lines) * step
+        requests = [LabelRequest(tuple(xy[i]), sizes[i], label.priority, label.align, label.max_shift,
                                  label.max_dx, bool(visible[i])) for i, label in enumerate(self.labels)]
         self._placement = place_labels(requests, (width, height), obstacles=panels)
         self._placement_key = key

@@ -363,7 +363,10 @@ class ScenePanel(QtWidgets.QWidget):
         azimuth, elevation = PRESET_VIEWS[name]
         width, height = size or self._view_size()
         points, pads = self.framing_points()
-        pads[:, 2] += STATUS_RESERVE  # nothing framed under the status line
+        pads[:, 2] += STATUS_RESERVE * self.overlay.scale  # nothing framed under the status line ...
+        # ... nor under the legend (bottom left): the input map would sit in that corner.
+        pads[:, 3] += panels.legend_height(panels.panel_font(self.view.font(), self.overlay.scale),
+                                           self.overlay.scale)
         return cam.frame(points, azimuth, elevation, width, height, pads=pads, margin=FRAME_MARGIN, fov=FOV,
                          start=self.layout_.center)
 
@@ -516,12 +519,10 @@ class ScenePanel(QtWidgets.QWidget):
             labels.append(Label(texts, box.label_anchor, 1.05, bold=True, align=box.label_align,
                                 priority=priority))
         for text, pos in lay.unit_labels:
-            # Digits stay under their own cube (a sideways shift would name the wrong unit): where
-            # neighbours are too close they step down a row (staggered), or hide; the whole row hides
-            # when it is seen end-on (side view).
-            px = DIGIT_PX * self.overlay.scale
+            # Digits stay under their own cube (a shift would name the wrong unit) or hide; the overlay
+            # staggers the row when neighbours are too close and hides it when seen end-on (side view).
             labels.append(Label((text,), pos, pixel_size=DIGIT_PX, bold=True, color=(215, 220, 230),
-                                priority=100, max_shift=1.6 * px, max_dx=2.0, plate=False, row="digits"))
+                                priority=100, max_shift=4.0, max_dx=2.0, plate=False, row="digits"))
         self.overlay.set_labels(labels)
 
     def _color_filters(self) -> None:

@@ -29,6 +29,11 @@ def status_image(text: str, font: QtGui.QFont, dpr: float) -> QtGui.QImage:
     return render_text_panel(draw, metrics.horizontalAdvance(text) + 4, metrics.height() + 2, dpr)
 
 
+def legend_height(font: QtGui.QFont, scale: float) -> float:
+    """Height in view pixels of the legend panel drawn by legend_image."""
+    return 3 * (QtGui.QFontMetricsF(font).height() + 10.0 * scale + 6 * scale) + 12
+
+
 def legend_image(palette: str, font: QtGui.QFont, scale: float, dpr: float) -> QtGui.QImage:
     """Activation ramp with its 'zero' swatch, contribution ramp, the dim 'insignificant' line."""
     metrics = QtGui.QFontMetricsF(font)
@@ -43,7 +48,7 @@ def legend_image(palette: str, font: QtGui.QFont, scale: float, dpr: float) -> Q
     last = "insignificant ('all' mode)  \u00b7  filters: weight \u2212/+"
     text_w = max([metrics.horizontalAdvance(t) for t, _, _ in rows] + [bar_h * 3.6 + metrics.horizontalAdvance(last)])
     panel_w = max(bar_w + 110 * scale, text_w) + 12
-    panel_h = 3 * (line_h + bar_h + 6 * scale) + 12
+    panel_h = legend_height(font, scale)
 
     def draw(painter: QtGui.QPainter) -> None:
         painter.setFont(font)
