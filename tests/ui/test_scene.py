@@ -166,7 +166,9 @@ def test_fallback_without_gl(qtbot):
     qtbot.addWidget(p)
     assert not p.has_gl and p.view is None
     assert "unavailable" in p.fallback.text()
-    p.set_model(TINY)
+    with qtbot.waitSignal(p.status_text_changed, timeout=1000) as blocker:
+        p.set_model(TINY)
+    assert "3D view unavailable" in blocker.args[0]
     p.apply(synthetic_snapshot(TINY))
     p.set_connection_mode("all")
     p.set_palette("colorblind")

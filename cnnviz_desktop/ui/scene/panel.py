@@ -196,6 +196,8 @@ class ScenePanel(QtWidgets.QWidget):
             self._update_labels()
             self._color_filters()
         self._recolor()
+        if self.view is None:  # tell a status bar connected after construction what the area is
+            self.status_text_changed.emit(self._status)
         self.reset_view()
 
     # ------------------------------------------------------------------ per snapshot
