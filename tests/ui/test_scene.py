@@ -287,6 +287,11 @@ def test_labels_never_overlap_or_leave_the_view(qtbot, panel, name):
             panel.view.orbit(25.0, 0.0)
             _frame(qtbot, panel)
             _assert_labels_clean(panel, f"{name} {w}x{h} rotated")
+    panel.set_presentation(True)  # larger labels
+    for view in ("default", "front", "side", "top"):
+        panel.preset_view(view)
+        _frame(qtbot, panel)
+        _assert_labels_clean(panel, f"{name} presentation {view}")
 
 
 def arch_names(arch):
