@@ -93,7 +93,7 @@ def drawn_edges(lay: SceneLayout, significant: np.ndarray, norm: np.ndarray, bud
     """Sorted positions (int64) of the significant edges to draw: all of them, or per target layer the
     strongest ``budget`` by |contribution| when it has more (0 or None: no limit)."""
     parts = []
-    for _, sl in lay.edge_slices.items():
+    for sl in lay.edge_slices.values():
         idx = np.flatnonzero(significant[sl])
         if budget and idx.size > budget:
             strength = np.abs(norm[sl][idx])

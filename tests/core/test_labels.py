@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from cnnviz_desktop.core.architecture import ARCHITECTURES, describe
-from cnnviz_desktop.core.labels import LabelRequest, layer_titles, place_labels, rects_intersect
+from cnnviz_desktop.core.labels import (
+    LabelRequest,
+    layer_titles,
+    place_labels,
+    rects_intersect,
+)
 
 
 def _check(placed, view, obstacles=(), margin=2.0):
@@ -117,4 +122,4 @@ def test_layer_titles_offer_a_compact_and_a_name_only_form():
     assert layer_titles(specs["dense1"])[0] == "dense1: 22 units"
     for spec in specs.values():
         texts = layer_titles(spec, 8)
-        assert all(len(a) > len(b) for a, b in zip(texts, texts[1:]))  # longest first
+        assert all(len(a) > len(b) for a, b in itertools.pairwise(texts))  # longest first

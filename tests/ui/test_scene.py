@@ -334,7 +334,7 @@ def test_connections_do_not_hide_the_maps(qtbot, panel):
         same = total = 0
         for idx in np.ndindex(*shape):
             x, y = panel.screen_position(layer, idx)
-            x, y = int(round(x)), int(round(y))
+            x, y = round(x), round(y)
             if not (0 <= x < w and 40 <= y < h) or (x < 340 and y > h - 110):  # status line, legend
                 continue
             total += 1

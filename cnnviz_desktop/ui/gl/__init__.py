@@ -14,5 +14,13 @@ from .boxes import InstancedBoxes
 from .lines import HighlightLines, LineBatch
 from .overlay import Label, OverlayItem, render_text_panel
 
-__all__ = ["MIN_GL_VERSION", "is_compatibility_profile", "InstancedBoxes", "LineBatch", "HighlightLines",
-           "Label", "OverlayItem", "render_text_panel"]
+__all__ = [
+           "MIN_GL_VERSION",
+           "HighlightLines",
+           "InstancedBoxes",
+           "Label",
+           "LineBatch",
+           "OverlayItem",
+           "is_compatibility_profile",
+           "render_text_panel",
+]

@@ -5,4 +5,4 @@ from ...core.scene_style import CONNECTION_MODES, DEFAULT_LINE_BUDGET
 from .panel import ScenePanel
 from .view import gl_unavailable_reason
 
-__all__ = ["ScenePanel", "gl_unavailable_reason", "CONNECTION_MODES", "DEFAULT_LINE_BUDGET", "PRESET_VIEWS", "FOV"]
+__all__ = ["CONNECTION_MODES", "DEFAULT_LINE_BUDGET", "FOV", "PRESET_VIEWS", "ScenePanel", "gl_unavailable_reason"]

@@ -20,16 +20,16 @@ import numpy as np
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
-from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
+from PySide6 import QtCore, QtGui, QtWidgets
 
-from ...core import camera as cam  # noqa: E402
-from ...core import colors, scene_style  # noqa: E402
-from ...core.architecture import Architecture  # noqa: E402
-from ...core.labels import layer_titles  # noqa: E402
-from ...core.layout import SceneLayout, layout  # noqa: E402
-from ...core.scene_style import CONNECTION_MODES, DEFAULT_LINE_BUDGET  # noqa: E402, F401
-from . import panels  # noqa: E402
-from .view import gl_unavailable_reason, make_view  # noqa: E402
+from ...core import camera as cam
+from ...core import colors, scene_style
+from ...core.architecture import Architecture
+from ...core.labels import layer_titles
+from ...core.layout import SceneLayout, layout
+from ...core.scene_style import CONNECTION_MODES, DEFAULT_LINE_BUDGET
+from . import panels
+from .view import gl_unavailable_reason, make_view
 
 PRESET_VIEWS = cam.PRESET_VIEWS
 FOV = cam.FOV
@@ -396,7 +396,7 @@ class ScenePanel(QtWidgets.QWidget):
         self._framed_view = None
         self.set_auto_rotate(False)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self._budget_auto and self.view is not None:
             budget = self._auto_budget()

@@ -51,11 +51,11 @@ def make_view():
                 self.setMouseTracking(True)
                 self._press = None
 
-            def mousePressEvent(self, ev):  # noqa: N802
+            def mousePressEvent(self, ev):
                 super().mousePressEvent(ev)
                 self._press = ev.position()
 
-            def mouseMoveEvent(self, ev):  # noqa: N802
+            def mouseMoveEvent(self, ev):
                 buttons = ev.buttons()
                 if buttons == QtCore.Qt.MouseButton.NoButton:
                     p = ev.position()
@@ -73,22 +73,22 @@ def make_view():
                     return
                 super().mouseMoveEvent(ev)
 
-            def mouseReleaseEvent(self, ev):  # noqa: N802
+            def mouseReleaseEvent(self, ev):
                 if self._press is not None and ev.button() == QtCore.Qt.MouseButton.LeftButton:
                     d = ev.position() - self._press
                     if abs(d.x()) + abs(d.y()) <= CLICK_SLOP:
                         self.clicked.emit(ev.position().x(), ev.position().y())
                 self._press = None
 
-            def wheelEvent(self, ev):  # noqa: N802
+            def wheelEvent(self, ev):
                 super().wheelEvent(ev)
                 self.interacted.emit()
 
-            def leaveEvent(self, ev):  # noqa: N802
+            def leaveEvent(self, ev):
                 self.left.emit()
                 super().leaveEvent(ev)
 
-            def contextMenuEvent(self, ev):  # noqa: N802
+            def contextMenuEvent(self, ev):
                 ev.accept()  # right button pans; no context menu
 
         SceneView = _SceneView
