@@ -7,8 +7,8 @@ there, or None (hidden). Guarantees, for every result:
 
 - no two placed rectangles intersect, and none intersects an obstacle (e.g. the legend panel);
 - every placed rectangle lies inside the view (minus ``margin``);
-- a label is never further than its ``max_shift`` from its preferred place (so it still names what is
-  next to it); one that cannot be placed in any variant is hidden, never drawn over another.
+- a label's rectangle is never further than its ``max_shift`` from its anchor (so it still names what
+  is next to it); one that cannot be placed in any variant is hidden, never drawn over another.
 
 Greedy by priority (higher first; ties in the given order): for each variant the candidate positions
 around the anchor are tried, and the one closest to the preferred position that is free wins.
@@ -33,10 +33,11 @@ class LabelRequest:
     sizes: (w, h) pixels of each text variant, preferred (longest) first.
     priority: higher is placed first (wins a contested spot).
     align: how the preferred rectangle relates to the anchor (see ALIGNMENTS).
-    max_shift: pixels the rectangle's centre may move away from the preferred place; None: 3 heights
-        plus half the width of the variant.
-    max_dx: optional limit of the horizontal part of that move (e.g. the output digits may step down
-        a row to make room, but never sideways under the neighbouring cube).
+    max_shift: pixels the rectangle may lie away from the anchor (0: the anchor is inside or on its
+        edge); None: 2.5 heights of the variant (a long title that would drift away from its layer
+        gives way to its shorter form instead).
+    max_dx: optional limit of the horizontal move of the rectangle from its preferred place (e.g. the
+        output digits never slide sideways under the neighbouring cube).
     visible: False hides it (e.g. the anchor is behind the camera).
     """
 
@@ -77,12 +78,21 @@ def _preferred(anchor: tuple[float, float], w: float, h: float, align: str) -> t
     return x - w / 2.0, y - h / 2.0
 
 
+def _reach(ax: float, ay: float, x0: float, y0: float, w: float, h: float) -> float:
+    """Pixels from the anchor (ax, ay) to the rectangle (0 when the anchor is inside or on its edge)."""
+    dx = max(x0 - ax, 0.0, ax - (x0 + w))
+    dy = max(y0 - ay, 0.0, ay - (y0 + h))
+    return math.hypot(dx, dy)
+
+
 def place_labels(requests: list[LabelRequest], view: tuple[float, float], obstacles: list[Rect] = (),
-                 margin: float = 2.0, gap: float = 1.0) -> list[PlacedLabel | None]:
+                 margin: float = 2.0, gap: float = 1.0, max_width: float = 0.4) -> list[PlacedLabel | None]:
     """Place labels without overlaps inside a view of ``view`` = (width, height) pixels.
 
     obstacles: rectangles (x, y, w, h) no label may cover (screen panels).
     margin: pixels kept free at the view's edges; gap: pixels kept between two labels.
+    max_width: a variant wider than this fraction of the view is not used while a shorter one exists
+        (in a narrow view the full titles would swamp the network they describe).
     Returns one entry per request, in the requests' order: a PlacedLabel or None (hidden).
     """
     vw, vh = float(view[0]), float(view[1])
@@ -103,14 +113,16 @@ def place_labels(requests: list[LabelRequest], view: tuple[float, float], obstac
             w, h = float(w), float(h)
             if w + 2 * margin > vw or h + 2 * margin > vh:
                 continue
+            if w > max_width * vw and variant < len(req.sizes) - 1:
+                continue
             px, py = _preferred((ax, ay), w, h, req.align)
-            limit = (req.max_shift if req.max_shift is not None else 3.0 * h + 0.5 * w) + 1e-9
+            limit = (req.max_shift if req.max_shift is not None else 2.5 * h) + 1e-9
             max_dx = req.max_dx + 1e-9 if req.max_dx is not None else math.inf
             x_hi, y_hi = vw - margin - w, vh - margin - h
             # Fast path: most labels are free at their preferred place (slid inside the view).
             x0 = min(max(px, margin), x_hi)
             y0 = min(max(py, margin), y_hi)
-            if (math.hypot(x0 - px, y0 - py) <= limit and abs(x0 - px) <= max_dx
+            if (_reach(ax, ay, x0, y0, w, h) <= limit and abs(x0 - px) <= max_dx
                     and not any(x0 < q[2] and x0 + w > q[0] and y0 < q[3] and y0 + h > q[1] for q in placed)):
                 out[i] = PlacedLabel(i, variant, (x0, y0, w, h))
                 placed.append((x0 - gap, y0 - gap, x0 + w + gap, y0 + h + gap))
@@ -120,9 +132,8 @@ def place_labels(requests: list[LabelRequest], view: tuple[float, float], obstac
                 # Pushed inside the view: a label at the edge slides in rather than being cut.
                 x0 = min(max(px + dx * w, margin), x_hi)
                 y0 = min(max(py + dy * h, margin), y_hi)
-                shift = math.hypot(x0 - px, y0 - py)
-                if shift <= limit and abs(x0 - px) <= max_dx:
-                    candidates.append((shift, x0, y0))
+                if _reach(ax, ay, x0, y0, w, h) <= limit and abs(x0 - px) <= max_dx:
+                    candidates.append((math.hypot(x0 - px, y0 - py), x0, y0))
             candidates.sort()
             best = None
             for _, x0, y0 in candidates:

@@ -87,13 +87,14 @@ def test_a_label_wider_than_the_view_uses_a_shorter_form():
 
 def test_max_shift_keeps_a_label_next_to_its_anchor():
     # Output digits: 14 px wide, anchors 10 px apart: they cannot all stay under their cube.
-    req = [LabelRequest((100 + 10 * i, 200), ((14, 18),), priority=10, max_shift=4.0) for i in range(10)]
+    req = [LabelRequest((100 + 10 * i, 200), ((14, 18),), priority=10, max_shift=4.0, max_dx=2.0)
+           for i in range(10)]
     out = place_labels(req, (800, 600))
     rects = _check(out, (800, 600))
     for p in out:
         if p is not None:
             cx = p.rect[0] + p.rect[2] / 2
-            assert abs(cx - (100 + 10 * p.index)) <= 4.0 + 1e-9
+            assert abs(cx - (100 + 10 * p.index)) <= 2.0 + 1e-9
     assert 3 <= len(rects) < 10
 
 
@@ -123,3 +124,10 @@ def test_layer_titles_offer_a_compact_and_a_name_only_form():
     for spec in specs.values():
         texts = layer_titles(spec, 8)
         assert all(len(a) > len(b) for a, b in itertools.pairwise(texts))  # longest first
+
+
+def test_a_narrow_view_uses_the_compact_titles():
+    req = [LabelRequest((180, 100), ((200, 20), (110, 20), (50, 20)))]
+    assert place_labels(req, (1000, 600))[0].variant == 0
+    assert place_labels(req, (360, 600))[0].variant == 1  # 200 px would be over 40% of the width
+    assert place_labels([LabelRequest((180, 100), ((200, 20),))], (360, 600))[0].variant == 0  # no other form

@@ -264,7 +264,9 @@ class ScenePanel(QtWidgets.QWidget):
         """The GL view's size in pixels (the reference size while the view is not laid out yet)."""
         if self.view is None:
             return scene_style.BUDGET_REFERENCE_VIEW
-        width, height = self.view.width(), self.view.height()
+        # The panel's own size: the view fills it (no margins), and in the panel's resizeEvent the
+        # view has not been resized yet.
+        width, height = self.width(), self.height()
         return (width, height) if width >= 50 and height >= 50 else scene_style.BUDGET_REFERENCE_VIEW
 
     def _auto_budget(self) -> int:
@@ -404,6 +406,7 @@ class ScenePanel(QtWidgets.QWidget):
                 self.line_budget = budget
                 if self.layout_ is not None:
                     self._recolor()
+        self._mark_panels("status")  # elided to the new width
         # Until the user moves the camera, keep the network framed to the area it actually has
         # (the first framing happens before the window's layout has settled).
         if self._framed_view and not self._rotate_timer.isActive():
@@ -554,7 +557,8 @@ class ScenePanel(QtWidgets.QWidget):
         font = panels.panel_font(self.view.font(), scale)
         pad = 10.0 * scale
         if "status" in dirty:  # top left
-            self.overlay.set_panel("status", panels.status_image(self._status, font, dpr), "top-left", (pad, pad))
+            image = panels.status_image(self._status, font, dpr, max_width=self.view.width() - 2 * pad)
+            self.overlay.set_panel("status", image, "top-left", (pad, pad))
         if "legend" in dirty:  # bottom left
             self.overlay.set_panel("legend", panels.legend_image(self._palette, font, scale, dpr), "bottom-left",
                                    (pad - 6, pad - 6))

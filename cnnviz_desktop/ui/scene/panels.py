@@ -17,9 +17,11 @@ def panel_font(base: QtGui.QFont, scale: float) -> QtGui.QFont:
     return font
 
 
-def status_image(text: str, font: QtGui.QFont, dpr: float) -> QtGui.QImage:
-    """The status line: light grey text, no plate."""
+def status_image(text: str, font: QtGui.QFont, dpr: float, max_width: float | None = None) -> QtGui.QImage:
+    """The status line: light grey text, no plate; elided ('...') to ``max_width`` pixels."""
     metrics = QtGui.QFontMetricsF(font)
+    if max_width is not None and metrics.horizontalAdvance(text) + 4 > max_width:
+        text = metrics.elidedText(text, QtCore.Qt.TextElideMode.ElideRight, max(10.0, max_width - 4))
 
     def draw(painter: QtGui.QPainter) -> None:
         painter.setFont(font)
