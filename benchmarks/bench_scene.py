@@ -17,7 +17,9 @@ Measured in one run, each as the median over --frames frames, the window at --si
     is the one frame that draws every grey line again (a stroke reuses them, see LineBatch);
   upload_kb: bytes uploaded to the GPU in the stroke's frame;
   lines_drawn: significant lines drawn (the per-layer budget, line_budget_per_layer, follows the view's
-    diagonal: 1000 at 1600x1000, 800 at 1280x720) plus, in 'all' mode, every other edge;
+    diagonal: 600 at 1600x1000, 500 at 1366x768) plus, in 'all' mode, every other edge;
+  label_place_ms: CPU time of one label placement (project the anchors, place without collisions;
+    a frame with an unchanged camera reuses the last placement);
   ratio_frame: frame_ms / empty_frame_ms, ratio_redraw: redraw_ms / empty_frame_ms.
 Snapshots come from the analysis engine on three built-in digits (alternated so every frame changes).
 """
@@ -133,6 +135,13 @@ def main() -> None:
             upload = panel.cubes.uploaded_bytes + panel.lines.uploaded_bytes + panel.filter_cells.uploaded_bytes
             redraw = timed_frames(panel.view)
             orbit = timed_frames(panel.view, lambda i: panel.view.orbit(0.35, 0.0), max(3, args.frames // 5), 1)
+            place_ms = []
+            mvp, vw, vh = panel._mvp()
+            for _ in range(20):
+                panel.overlay._placement_key = None  # force a fresh placement
+                t0 = time.perf_counter()
+                panel.overlay.place(mvp, vw, vh, panel.view.devicePixelRatioF())
+                place_ms.append((time.perf_counter() - t0) * 1e3)
             panel.reset_view()
             empty_block += empty_frames()
             empty_ms = statistics.median(empty_block)
@@ -148,6 +157,7 @@ def main() -> None:
                 "redraw_ms": round(red, 3),
                 "orbit_ms": round(statistics.median(orbit), 3),
                 "upload_kb": round(upload / 1024, 1),
+                "label_place_ms": round(statistics.median(place_ms), 3),
                 "empty_frame_ms": round(empty_ms, 3),
                 "ratio_frame": round(med / empty_ms, 2),
                 "ratio_redraw": round(red / empty_ms, 2),

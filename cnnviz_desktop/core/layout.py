@@ -25,12 +25,12 @@ from .wiring import network_wiring
 
 CUBE_SIZE = 0.78  # edge of a cube per unit of pitch: a visible gap between neighbours
 DENSE_PITCH, DENSE_SIZE = 2.0, 1.3  # vectors are few: larger, spread cubes so each unit reads as one
-OUTPUT_PITCH, OUTPUT_SIZE = 3.0, 1.8  # output units carry a digit label underneath
+OUTPUT_PITCH, OUTPUT_SIZE = 8.0, 3.2  # output units carry a digit label underneath: room for a 12 px digit
 FILTER_GAP = 1.2  # between a filter block and the map it produces
 CHANNEL_GAP_MIN = 2.0
 MAX_PITCH_SIZE = 4.0  # cubes stop growing beyond this pitch (a 1x1 map would otherwise be a boulder)
 LAYER_GAP_MIN = 30.0  # depth between consecutive layer planes ...
-LAYER_GAP_FACTOR = 0.5  # ... or half the larger plane's extent, so lines between big planes stay readable
+LAYER_GAP_FACTOR = 0.8  # ... or 0.8 of the larger plane's extent: in the default oblique view no map hides behind the next layer
 VECTOR_GAP_FACTOR = 1.0
 
 
@@ -304,7 +304,10 @@ def build_layout(arch: Architecture) -> SceneLayout:
     if filter_centers.size:
         lo = np.minimum(lo, (filter_centers - filter_sizes[:, None] / 2).min(axis=0))
         hi = np.maximum(hi, (filter_centers + filter_sizes[:, None] / 2).max(axis=0))
-    hi[2] = max(hi[2], max(b.label_anchor[2] for b in boxes.values()) + 1.0)
+    anchors = np.array([b.label_anchor for b in boxes.values()], np.float64)
+    hi = np.maximum(hi, anchors.max(axis=0))
+    lo = np.minimum(lo, anchors.min(axis=0))
+    hi[2] = max(hi[2], float(anchors[:, 2].max()) + 1.0)
     lo[2] = min(lo[2], min(p[2] for _, p in unit_labels) - 1.0)
     bounds = np.stack([lo, hi]).astype(np.float32)
 

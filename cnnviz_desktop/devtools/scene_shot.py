@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if not image.save(args.out):
         print(f"scene_shot: could not write {args.out}", file=sys.stderr)
         return 1
-    print(f"{args.out}: {args.model}, {panel.status_text}")
+    labels = panel.label_rects()
+    print(f"{args.out}: {args.model}, {panel.status_text}; {len(labels)} labels drawn")
     panel.close()
     return 0
 

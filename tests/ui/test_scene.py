@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from types import MappingProxyType
 
 import numpy as np
@@ -165,7 +166,9 @@ def test_fallback_without_gl(qtbot):
     qtbot.addWidget(p)
     assert not p.has_gl and p.view is None
     assert "unavailable" in p.fallback.text()
-    p.set_model(TINY)
+    with qtbot.waitSignal(p.status_text_changed, timeout=1000) as blocker:
+        p.set_model(TINY)
+    assert "3D view unavailable" in blocker.args[0]
     p.apply(synthetic_snapshot(TINY))
     p.set_connection_mode("all")
     p.set_palette("colorblind")
@@ -173,7 +176,10 @@ def test_fallback_without_gl(qtbot):
     p.reset_view()
     p.preset_view("top")
     p.set_auto_rotate(True)
-    assert "connections" in p.status_text
+    assert not p.auto_rotating  # nothing to rotate: the toggle must not claim otherwise
+    # No '0 of 73,024 connections shown' for a view that does not exist.
+    assert "3D view unavailable" in p.status_text and "connections" not in p.status_text
+    assert p.label_rects() == []
 
 
 def test_line_budget_follows_the_view_size(qtbot, panel):
@@ -232,6 +238,161 @@ def test_overlay_text_is_drawn_and_follows_the_status(qtbot, panel):
     _frame(qtbot, panel)
     after = panel.overlay._panels["status"][0].pixels
     assert before.shape != after.shape or not np.array_equal(before, after)
-    # Labels: one texture sheet with one image per label.
+    # Labels: one texture sheet with one image per text variant of every label.
     assert panel.overlay._label_sheet is not None
-    assert len(panel.overlay._label_sheet.sizes) == len(panel.overlay.labels) > 5
+    assert len(panel.overlay._label_sheet.sizes) == sum(len(lb.texts) for lb in panel.overlay.labels)
+    assert len(panel.overlay.labels) > 5
+
+
+# ---------------------------------------------------------------- labels, camera, lines (issue 10)
+VIEW_SIZES = [(800, 600), (1366, 768), (1920, 1080)]
+
+
+def _resize_view(qtbot, panel, w, h):
+    panel.resize(w, h)
+    qtbot.waitUntil(lambda: (panel.view.width(), panel.view.height()) == (w, h), timeout=5000)
+
+
+def _assert_labels_clean(panel, where):
+    from cnnviz_desktop.core.labels import rects_intersect
+
+    rects = panel.label_rects()
+    w, h = panel.view.width(), panel.view.height()
+    assert rects, f"{where}: no labels drawn"
+    for (ta, a), (tb, b) in itertools.combinations(rects, 2):
+        assert not rects_intersect(a, b), f"{where}: {ta!r} {a} overlaps {tb!r} {b}"
+    for text, (x, y, rw, rh) in rects:
+        assert x >= 0 and y >= 0 and x + rw <= w and y + rh <= h, f"{where}: {text!r} cut by the edge"
+    return rects
+
+
+@pytest.mark.parametrize("name", ["tiny", "wide"])
+def test_labels_never_overlap_or_leave_the_view(qtbot, panel, name):
+    arch = ARCHITECTURES[name]
+    panel.set_model(arch)
+    panel.apply(synthetic_snapshot(arch, seed=9))
+    for w, h in VIEW_SIZES:
+        _resize_view(qtbot, panel, w, h)
+        for view in ("default", "front", "side", "top"):
+            panel.preset_view(view)
+            _frame(qtbot, panel)
+            rects = _assert_labels_clean(panel, f"{name} {w}x{h} {view}")
+            if view == "default":
+                texts = [t for t, _ in rects]
+                # At the default framing every layer is named (in some form) and every digit is shown.
+                assert all(str(d) in texts for d in range(10)), texts
+                assert sum(t.split(":")[0].split(" ")[0] in arch_names(arch) for t in texts) == len(describe(arch))
+        panel.reset_view()
+        for _ in range(4):  # auto-rotate steps
+            panel.view.orbit(25.0, 0.0)
+            _frame(qtbot, panel)
+            _assert_labels_clean(panel, f"{name} {w}x{h} rotated")
+    panel.set_presentation(True)  # larger labels
+    for view in ("default", "front", "side", "top"):
+        panel.preset_view(view)
+        _frame(qtbot, panel)
+        _assert_labels_clean(panel, f"{name} presentation {view}")
+
+
+def arch_names(arch):
+    return {s.name for s in describe(arch)}
+
+
+def test_output_digits_are_at_least_12_px_tall(qtbot, panel):
+    from PySide6 import QtGui
+
+    from cnnviz_desktop.ui.gl.overlay import label_font
+
+    panel.set_model(TINY)
+    for presentation, minimum in ((False, 12.0), (True, 15.0)):
+        panel.set_presentation(presentation)
+        digits = [lb for lb in panel.overlay.labels if lb.text.isdigit()]
+        assert len(digits) == 10
+        font = label_font(digits[0], panel.view.font(), panel.overlay.scale)
+        ink = QtGui.QFontMetricsF(font).tightBoundingRect("0123456789").height()
+        assert ink >= minimum
+
+
+def test_connections_do_not_hide_the_maps(qtbot, panel):
+    """Every feature-map cube shows its own colour with the significant lines on, exactly as with
+    connections off: the digit's shape stays visible in every map (lines are drawn beneath them)."""
+    panel.set_model(TINY)
+    snap = synthetic_snapshot(TINY, seed=10)
+    panel.apply(snap)
+    panel.set_line_budget(None)  # every significant line: the worst case
+    _resize_view(qtbot, panel, 1366, 768)
+    panel.reset_view()
+    panel.set_connection_mode("none")
+    bare = _frame(qtbot, panel)
+    panel.set_connection_mode("significant")
+    lined = _frame(qtbot, panel)
+    assert panel.lines.segment_count("shown") > 3000
+    assert np.abs(bare.astype(int) - lined.astype(int)).max() > 50  # the lines are drawn somewhere
+    h, w = bare.shape[:2]
+    for layer in ("conv1", "pool1", "conv2", "pool2"):
+        shape = panel.layout_.layers[layer].shape
+        same = total = 0
+        for idx in np.ndindex(*shape):
+            x, y = panel.screen_position(layer, idx)
+            x, y = round(x), round(y)
+            if not (0 <= x < w and 40 <= y < h) or (x < 340 and y > h - 110):  # status line, legend
+                continue
+            total += 1
+            same += int(np.abs(bare[y, x].astype(int) - lined[y, x].astype(int)).max() <= 2)
+        assert total > 0.5 * np.prod(shape)
+        assert same / total > 0.97, f"{layer}: lines change {1 - same / total:.0%} of the map's cubes"
+
+
+def test_core_camera_matches_what_pyqtgraph_draws(qtbot, panel):
+    from cnnviz_desktop.core import camera as cam
+
+    panel.set_model(TINY)
+    for view in ("default", "front", "top"):
+        panel.preset_view(view)
+        o = panel.view.opts
+        center = o["center"]
+        c = cam.Camera((center.x(), center.y(), center.z()), o["distance"], o["azimuth"], o["elevation"], o["fov"])
+        mvp, w, h = panel._mvp()
+        np.testing.assert_allclose(cam.mvp_matrix(c, w, h), mvp, rtol=1e-6, atol=1e-9)
+        # The framing the panel computes is the camera it set.
+        want = panel.framing(view)
+        assert o["distance"] == pytest.approx(want.distance) and o["azimuth"] == want.azimuth
+
+
+def test_auto_rotate_state_is_observable(qtbot, panel):
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    panel.set_model(TINY)
+    with qtbot.waitSignal(panel.auto_rotate_changed, timeout=1000) as blocker:
+        panel.set_auto_rotate(True)
+    assert blocker.args == [True] and panel.auto_rotating
+    az = panel.view.opts["azimuth"]
+    qtbot.waitUntil(lambda: panel.view.opts["azimuth"] != az, timeout=5000)
+    with qtbot.assertNotEmitted(panel.auto_rotate_changed):
+        panel.set_auto_rotate(True)  # no change, no signal
+    # The user zooms: rotation stops and says so.
+    pos = QtCore.QPointF(200, 200)
+    wheel = QtGui.QWheelEvent(pos, panel.view.mapToGlobal(pos), QtCore.QPoint(), QtCore.QPoint(0, 120),
+                              QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                              QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    with qtbot.waitSignal(panel.auto_rotate_changed, timeout=1000) as blocker:
+        QtWidgets.QApplication.sendEvent(panel.view, wheel)
+    assert blocker.args == [False] and not panel.auto_rotating
+
+
+@pytest.mark.parametrize("name", ["tiny", "wide"])
+def test_default_view_hides_no_map_behind_another(qtbot, panel, name):
+    """At the default framing every sampled cube of every layer is the one picked at its own centre:
+    no map sits behind another layer on screen (the old edge-on camera hid half of conv2)."""
+    panel.set_model(ARCHITECTURES[name])
+    _resize_view(qtbot, panel, 1366, 768)
+    panel.reset_view()
+    lay = panel.layout_
+    for layer, box in lay.layers.items():
+        cubes = range(box.cubes.start, box.cubes.stop, 5)
+        hits = 0
+        for cube in cubes:
+            x, y = panel.screen_position(*lay.locate(cube))
+            picked = panel.pick(x, y)
+            hits += picked is not None and lay.locate(picked)[0] == layer
+        assert hits / len(cubes) > 0.98, f"{layer}: only {hits / len(cubes):.0%} of its cubes are in front"

@@ -1,0 +1,159 @@
+"""Colouring policy of the 3D scene: what colour each cube and line gets for a snapshot, which lines are
+drawn, how many, and the texts that describe them. Pure numpy (no Qt); the ScenePanel only uploads
+what these functions return.
+
+Lines: a snapshot marks the significant connections (see core.analysis). Per target layer the
+contributions are normalised by the layer's largest |contribution| (their magnitudes differ by orders
+between layers); at most ``budget`` of the strongest significant lines per layer are drawn, each with
+opacity growing with |contribution| (weak lines nearly vanish), and a layer whose drawn lines are
+dense fades as a whole. Lines are drawn beneath the maps (see ui/gl/lines.py), so they never hide a
+cube; this policy keeps the space between the planes readable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import colors
+from .layout import SceneLayout
+
+CONNECTION_MODES = ("significant", "all", "none")
+# Significant lines drawn per layer at most (the strongest) in a view of BUDGET_REFERENCE_VIEW. Each
+# long line costs ~5 us on a software renderer (input -> conv1 alone has ~16k significant ones).
+DEFAULT_LINE_BUDGET = 600
+BUDGET_REFERENCE_VIEW = (1600, 1000)  # 'auto' scales the budget with the view's diagonal (auto_budget)
+BUDGET_LIMITS = (200, 2000)
+FADE_ABOVE = 500  # drawn lines per layer (at the reference size) above which the layer's lines fade
+MIN_ALPHA, ALPHA_GAMMA = 0.05, 1.5  # line opacity = layer alpha * (MIN + (1 - MIN) * |c|^GAMMA)
+
+
+def density_scale(view: tuple[int, int]) -> float:
+    """View diagonal / reference diagonal: how many more lines the view holds at the same density."""
+    ref_w, ref_h = BUDGET_REFERENCE_VIEW
+    return math.hypot(*view) / math.hypot(ref_w, ref_h)
+
+
+def auto_budget(view: tuple[int, int]) -> int:
+    """DEFAULT_LINE_BUDGET at the reference view size, proportional to the view's diagonal otherwise.
+
+    A line covers pixels in proportion to the view's linear size and the view has area for (linear
+    size)^2 of them, so lines in proportion to the diagonal keep the picture equally dense at every
+    size. Rounded to 50 so resizing rarely changes it; clamped to BUDGET_LIMITS.
+    """
+    budget = int(round(DEFAULT_LINE_BUDGET * density_scale(view) / 50.0) * 50)
+    return max(BUDGET_LIMITS[0], min(BUDGET_LIMITS[1], budget))
+
+
+def layer_values(kind: str, name: str, snapshot, count: int) -> tuple[np.ndarray, float | None]:
+    """(values (count,) float32, colour scale) a layer's cubes show: probabilities for the output,
+    pixels (scale 1) for the input, activations (scale: the layer's max) otherwise; zeros when empty."""
+    if snapshot is None or snapshot.empty:
+        return np.zeros(count, np.float32), 1.0
+    if kind == "output" and snapshot.probabilities is not None:
+        return np.asarray(snapshot.probabilities, np.float32).reshape(-1), 1.0
+    values = np.asarray(snapshot.activations[name], np.float32).reshape(-1)
+    return values, (1.0 if kind == "input" else None)
+
+
+def cube_colors(lay: SceneLayout, snapshot, palette: str, rgba_out: np.ndarray, values_out: np.ndarray) -> None:
+    """Fill rgba_out (N, 4) uint8 and values_out (N,) float32 for every cube of ``lay`` from a snapshot."""
+    for name, box in lay.layers.items():
+        values, scale = layer_values(box.kind, name, snapshot, box.cubes.stop - box.cubes.start)
+        values_out[box.cubes] = values
+        colors.activation_colors(values, scale, palette, out=rgba_out[box.cubes])
+
+
+def edge_state(lay: SceneLayout, snapshot, budget: int, view: tuple[int, int], contrib_out: np.ndarray,
+               norm_out: np.ndarray, significant_out: np.ndarray, layer_alpha_out: np.ndarray) -> None:
+    """Per edge: contribution, contribution / the target layer's max |contribution| (in -1..1), the
+    significant mask, and the layer's opacity (0..255, lower when many lines are drawn)."""
+    if snapshot is None or snapshot.empty:
+        contrib_out[:] = 0.0
+        norm_out[:] = 0.0
+        significant_out[:] = False
+        layer_alpha_out[:] = 255.0
+        return
+    scale = density_scale(view)
+    for name, sl in lay.edge_slices.items():
+        c = np.asarray(snapshot.contributions[name], np.float32)
+        contrib_out[sl] = c
+        significant_out[sl] = snapshot.significant[name]
+        m = float(np.abs(c).max()) if c.size else 0.0
+        drawn = int(np.count_nonzero(snapshot.significant[name]))
+        if budget:
+            drawn = min(drawn, budget)
+        density = math.sqrt(FADE_ABOVE * scale / max(1, drawn))
+        layer_alpha_out[sl] = 255.0 * min(1.0, max(0.1, density))
+        np.multiply(c, np.float32(1.0 / m) if m > 0 else np.float32(0.0), out=norm_out[sl])
+
+
+def drawn_edges(lay: SceneLayout, significant: np.ndarray, norm: np.ndarray, budget: int) -> np.ndarray:
+    """Sorted positions (int64) of the significant edges to draw: all of them, or per target layer the
+    strongest ``budget`` by |contribution| when it has more (0 or None: no limit)."""
+    parts = []
+    for sl in lay.edge_slices.values():
+        idx = np.flatnonzero(significant[sl])
+        if budget and idx.size > budget:
+            strength = np.abs(norm[sl][idx])
+            idx = np.sort(idx[np.argpartition(strength, idx.size - budget)[idx.size - budget:]])
+        parts.append(idx + sl.start)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def line_colors(norm: np.ndarray, layer_alpha: np.ndarray, palette: str) -> np.ndarray:
+    """(M, 4) uint8 RGBA of M drawn lines: hue from the signed map, opacity from |contribution|."""
+    rgba = colors.signed_colors(norm, 1.0, palette)
+    strength = np.abs(norm).astype(np.float32) ** np.float32(ALPHA_GAMMA)
+    rgba[:, 3] = (layer_alpha * (MIN_ALPHA + (1.0 - MIN_ALPHA) * strength)).astype(np.uint8)
+    return rgba
+
+
+def status_text(mode: str, shown: int, total: int, significant: int) -> str:
+    """The scene's one-line connection summary."""
+    if mode == "none":
+        return f"Connections hidden ({total:,} in the network)"
+    if mode == "all":
+        return f"All {total:,} connections shown ({significant:,} significant in colour)"
+    if shown < significant:
+        return f"{shown:,} of {total:,} connections shown (the strongest of {significant:,} significant)"
+    return f"{shown:,} of {total:,} connections shown (significant only)"
+
+
+def describe_neuron(lay: SceneLayout, cube: int, value: float, significant_inputs: int | None) -> str:
+    """'conv1 channel 3, row 5, col 7: activation 0.412  ·  4 of 9 inputs significant' for a cube."""
+    name, idx = lay.locate(cube)
+    box = lay.layers[name]
+    if len(idx) == 3:
+        where = f"channel {idx[0]}, row {idx[1]}, col {idx[2]}" if box.shape[0] > 1 else f"row {idx[1]}, col {idx[2]}"
+    else:
+        where = f"digit {idx[0]}" if box.kind == "output" else f"unit {idx[0]}"
+    what = "probability" if box.kind == "output" else ("pixel" if box.kind == "input" else "activation")
+    text = f"{name} {where}: {what} {value:.3f}"
+    fan_in = lay.fan_in(name)
+    if fan_in and significant_inputs is not None:
+        text += f"  \u00b7  {significant_inputs} of {fan_in} inputs significant"
+    return text
+
+
+def conv_filters(model, specs) -> dict[str, np.ndarray]:
+    """conv layer name -> (Cout, Cin, k, k) float32 weights of a torch model (empty if unavailable).
+
+    Does not assume the model's module layout: the model's 4-D weights (its conv layers, in module
+    order) are matched to the conv LayerSpecs in order, and kept only when their shapes agree.
+    """
+    if model is None or not hasattr(model, "modules"):
+        return {}
+    kernels = []
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if weight is not None and getattr(weight, "ndim", 0) == 4 and not list(module.children()):
+            kernels.append(weight)
+    convs = [s for s in specs if s.kind == "conv"]
+    out: dict[str, np.ndarray] = {}
+    for spec, weight in zip(convs, kernels):
+        w = weight.detach().cpu().numpy().astype(np.float32)
+        if w.shape[0] == spec.shape[0] and w.shape[2] == w.shape[3] == spec.kernel:
+            out[spec.name] = w
+    return out
