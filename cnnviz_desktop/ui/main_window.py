@@ -26,7 +26,7 @@ from .views.base import Style
 
 PRESENTATION_SCALE = 1.6
 PRESENTATION_STYLE = """
-QWidget { background: #000000; color: #ffffff; }
+QWidget { background: #000000; color: #ffffff; font-size: %(pt).1fpt; }
 QToolBar { background: #101010; border: none; spacing: 6px; }
 QToolButton { padding: 2px 7px; border: 2px solid #444; border-radius: 4px; color: #ffffff; }
 QToolButton:checked { background: #ffb000; color: #000000; border-color: #ffb000; }
@@ -424,8 +424,11 @@ class MainWindow(QMainWindow):
         font.setPointSizeF(self._normal_font.pointSizeF() * scale)
         QApplication.instance().setFont(font)  # dialogs too
         self.setFont(font)
-        self.setStyleSheet(PRESENTATION_STYLE if presentation else "")
+        # The point size is in the style sheet too: style-sheet-styled children do not follow setFont reliably.
+        self.setStyleSheet(PRESENTATION_STYLE % {"pt": font.pointSizeF()} if presentation else "")
         self.overlay.set_scale(1.0)
+        for view in self.views.values():
+            view.setFont(font)  # explicitly: a dock's widgets must never keep the previous size
         for dock in self.docks.values():
             # On a projector the docks' titles would cost a line each; their toggles stay in the View menu.
             dock.setTitleBarWidget(QWidget() if presentation else None)

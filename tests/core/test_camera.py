@@ -101,4 +101,5 @@ def test_framing_uses_the_aspect_ratio():
     flat = cam.frame(points, *cam.PRESET_VIEWS["default"], 1920, 500)
     square = cam.frame(points, *cam.PRESET_VIEWS["default"], 1920, 1920)
     assert flat.distance > square.distance * 1.3
-    assert cam.frame(points, *cam.PRESET_VIEWS["default"], 1920, 3000).distance == pytest.approx(square.distance, rel=0.02)
+    tall = cam.frame(points, *cam.PRESET_VIEWS["default"], 1920, 3000)
+    assert tall.distance == pytest.approx(square.distance, rel=0.02)

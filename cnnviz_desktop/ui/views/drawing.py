@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
-    QButtonGroup, QFrame, QGridLayout, QLabel, QScrollArea, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget,
+    QApplication, QButtonGroup, QFrame, QGridLayout, QLabel, QScrollArea, QSizePolicy, QSlider, QToolButton,
+    QVBoxLayout, QWidget,
 )
 
 from ...core import colors
@@ -135,7 +136,10 @@ class DrawingView(View):
             self.canvas.set_large(style.presentation)
         self._thumb_size = int(THUMB * (1.2 if style.presentation else 1.0))
         lines = 1 if style.presentation else 2
-        self.blank_note.setFixedHeight(int(self.blank_note.fontMetrics().lineSpacing() * lines + 4))
+        # Heights from the application font (already the style's), never from a widget whose font change may
+        # still be pending: the same style always gives the same layout.
+        line = QFontMetrics(QApplication.font()).lineSpacing()
+        self.blank_note.setFixedHeight(int(line * lines + 4))
         # On a projector every line counts: the method line is in the tooltip, the note is one line.
         self.method.setVisible(not style.presentation)
         self._rebuild_channels()
@@ -187,7 +191,7 @@ class DrawingView(View):
             self.channel_grid.addWidget(button, i // per_row, i % per_row)
             self.channel_buttons.append(button)
         extra = self.channel_scroll.horizontalScrollBar().sizeHint().height()
-        height = self.channel_strip.sizeHint().height()
+        height = self._thumb_size + QFontMetrics(QApplication.font()).lineSpacing() + 14
         self.channel_scroll.setFixedHeight(height + (extra if len(labels) > 4 else 0))
         self.render()
 
