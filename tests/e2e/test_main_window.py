@@ -193,6 +193,8 @@ def test_menu_mnemonics_win_over_single_keys(start_app, qtbot):
 
     cases = ((Qt.Key.Key_H, Qt.Key.Key_A, "About"), (Qt.Key.Key_M, Qt.Key.Key_C, "Model card"))
     for menu_key, item_key, title in cases:
+        window.activateWindow()  # the closed dialog handed the focus back, as a desktop would
+        qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
         qtbot.keyClick(window, menu_key, Qt.KeyboardModifier.AltModifier)
         qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu), timeout=5_000)
         QTimer.singleShot(50, close_dialog)
