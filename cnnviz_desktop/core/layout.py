@@ -30,7 +30,8 @@ FILTER_GAP = 1.2  # between a filter block and the map it produces
 CHANNEL_GAP_MIN = 2.0
 MAX_PITCH_SIZE = 4.0  # cubes stop growing beyond this pitch (a 1x1 map would otherwise be a boulder)
 LAYER_GAP_MIN = 30.0  # depth between consecutive layer planes ...
-LAYER_GAP_FACTOR = 0.8  # ... or 0.8 of the larger plane's extent: in the default oblique view no map hides behind the next layer
+# ... or 0.8 of the larger plane's extent: in the default oblique view no map hides behind the next layer
+LAYER_GAP_FACTOR = 0.8
 VECTOR_GAP_FACTOR = 1.0
 
 

@@ -37,7 +37,8 @@ def snapshot_for(loaded, digit: str = "seven"):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cnnviz_desktop.devtools.scene_shot", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cnnviz_desktop.devtools.scene_shot",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("out", help="PNG file to write")
     parser.add_argument("--model", default="tiny", help="shipped model name or a .safetensors path")
     parser.add_argument("--digit", default="seven", choices=("seven", "one", "zero"))
