@@ -151,7 +151,7 @@ def dock_layout(window):
 
 def test_f11_out_and_back_gives_the_presentation_layout(start_app, qtbot):
     window = start_app(presentation=True).window
-    qtbot.waitUntil(lambda: window.isFullScreen() and not window._layout_pending, timeout=10_000)
+    qtbot.waitUntil(window.isFullScreen, timeout=10_000)
     qtbot.wait(200)
     first = (dock_layout(window), window.centralWidget().geometry().getRect(), window.layout_report())
     qtbot.keyClick(window.canvas, Qt.Key.Key_F11)

@@ -135,6 +135,11 @@ class InstancedBoxes(GLGraphicsItem.GLGraphicsItem):
     def count(self) -> int:
         return int(self._instances.shape[0])
 
+    @property
+    def instances(self) -> np.ndarray:
+        """(N, 4) float32 copy of the uploaded geometry: centre xyz and edge length per instance."""
+        return self._instances.copy()
+
     def set_instances(self, centers: np.ndarray, sizes) -> None:
         n = centers.shape[0]
         inst = np.empty((n, 4), dtype=np.float32)

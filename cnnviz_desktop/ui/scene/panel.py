@@ -35,7 +35,8 @@ PRESET_VIEWS = cam.PRESET_VIEWS
 FOV = cam.FOV
 AUTO_ROTATE_MS = 33
 AUTO_ROTATE_DEG = 0.35
-DIGIT_PX = 17  # output digit font size in pixels (digit glyphs ~12.4 px tall); x1.25 in presentation
+DIGIT_PX = 17  # output digit font size in pixels (digit glyphs ~12.4 px tall); x1.6 in presentation
+PRESENTATION_TEXT_SCALE = 1.6  # every text of the scene (labels, status, legend), as the rest of the window
 FRAME_MARGIN = 10.0  # pixels kept free around the framed network
 STATUS_RESERVE = 22.0  # the status line's height at the top: the framed network stays below it
 
@@ -305,7 +306,7 @@ class ScenePanel(QtWidgets.QWidget):
             self.lines.set_layer("base", width=1.5 if on else 1.0)
             self.lines.set_layer("shown", width=2.2 if on else 1.2)
             self.lines.set_layer("highlight", width=4.0 if on else 2.5)
-            self.overlay.scale = 1.25 if on else 1.0
+            self.overlay.scale = PRESENTATION_TEXT_SCALE if on else 1.0
             if self.layout_ is not None:
                 self._update_labels()
                 if self._framed_view:
@@ -413,6 +414,10 @@ class ScenePanel(QtWidgets.QWidget):
             self.preset_view(self._framed_view)
 
     # ------------------------------------------------------------------ picking
+    def mvp(self) -> tuple[np.ndarray, int, int]:
+        """The view's model-view-projection matrix (4x4) and its size in pixels, as the GL items use them."""
+        return self._mvp()
+
     def _mvp(self) -> tuple[np.ndarray, int, int]:
         """(world -> clip matrix the view draws with, width, height) in view pixels."""
         view = self.view
