@@ -135,7 +135,8 @@ class HistoryTableModel(QAbstractTableModel):
         self.refresh()
 
     def refresh(self) -> None:
-        """Run the query again (ids only) and drop the loaded pages; the view fetches what it shows."""
+        """Run the query again (ids only), drop the loaded pages and load the first; the view fetches the rest
+        as it scrolls."""
         self.beginResetModel()
         try:
             self._ids = self.access.get().ids(self.filter, self.search or None, self.order)
@@ -145,6 +146,7 @@ class HistoryTableModel(QAbstractTableModel):
             raise
         self._rows = []
         self.endResetModel()
+        self.fetchMore()  # the first page now, so the rows are there as soon as the query ran
 
     @property
     def total(self) -> int:
