@@ -23,6 +23,7 @@ from ..core.history import Filter, History, Outcome
 from .qimage import to_qimage
 
 PAGE = 200
+_ROOT = QModelIndex()
 THUMB = 28
 
 
@@ -38,6 +39,7 @@ class HistoryAccess(QObject):
         self.setObjectName("HistoryAccess")
         self._history: History | None = None
         self._path = path
+        self.shown_notice = ""  # the notice shown to the user ('' if none)
 
     @classmethod
     def of(cls, owner: QObject) -> HistoryAccess:
@@ -54,8 +56,21 @@ class HistoryAccess(QObject):
         if self._history is None:
             self._history = History.open(self._path)
             if self._history.notice:
+                self.shown_notice = self._history.notice
                 self.notice.emit(self._history.notice)
+                self._show_notice(self._history.notice)
         return self._history
+
+    def _show_notice(self, text: str) -> None:
+        """Tell the user once (per opening of the file) what opening it did, without blocking."""
+        from PySide6.QtWidgets import QMessageBox, QWidget
+
+        parent = self.parent()
+        box = QMessageBox(QMessageBox.Icon.Information, "Saved drawings", text,
+                          QMessageBox.StandardButton.Ok, parent if isinstance(parent, QWidget) else None)
+        box.setObjectName("HistoryNotice")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
 
     @property
     def path(self):
@@ -153,6 +168,11 @@ class HistoryTableModel(QAbstractTableModel):
         """How many drawings pass the filter (loaded or not)."""
         return len(self._ids)
 
+    @property
+    def ids(self) -> list[int]:
+        """Every id the query found, in the shown order (loaded or not)."""
+        return list(self._ids)
+
     def id_at(self, row: int) -> int:
         return self._ids[row]
 
@@ -170,10 +190,10 @@ class HistoryTableModel(QAbstractTableModel):
         return [i for i, (b, a) in self.reruns.items() if b.predicted != a.predicted]
 
     # -- lazy paging -------------------------------------------------------------------------------
-    def canFetchMore(self, parent=QModelIndex()) -> bool:  # noqa: N802
+    def canFetchMore(self, parent=_ROOT) -> bool:  # noqa: N802
         return not parent.isValid() and len(self._rows) < len(self._ids)
 
-    def fetchMore(self, parent=QModelIndex()) -> None:  # noqa: N802
+    def fetchMore(self, parent=_ROOT) -> None:  # noqa: N802
         if parent.isValid():
             return
         start = len(self._rows)
@@ -194,10 +214,10 @@ class HistoryTableModel(QAbstractTableModel):
         self.endInsertRows()
 
     # -- QAbstractTableModel -----------------------------------------------------------------------
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def rowCount(self, parent=_ROOT) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self._rows)
 
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def columnCount(self, parent=_ROOT) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
@@ -239,7 +259,8 @@ class HistoryTableModel(QAbstractTableModel):
                 text = f"{_digit(before.predicted)} -> {_digit(after.predicted)}"
                 return text + (" changed" if before.predicted != after.predicted else "")
         if role == Qt.ItemDataRole.BackgroundRole:
-            if col == 7 and row.id in self.reruns and self.reruns[row.id][0].predicted != self.reruns[row.id][1].predicted:
+            rerun = self.reruns.get(row.id)
+            if col == 7 and rerun is not None and rerun[0].predicted != rerun[1].predicted:
                 return CHANGED_BRUSH
             if col in (1, 3) and row.misclassified:
                 return MISCLASSIFIED_BRUSH

@@ -272,3 +272,25 @@ def test_export_and_import_folders(start_app, qtbot, user_data, tmp_path, monkey
     with History.open() as history:
         newest = history.get(view.model.id_at(0))
     assert newest.source.startswith("import:") and newest.label == 1 and newest.predicted == 1
+
+
+def test_a_corrupt_history_is_moved_aside_and_the_user_told_once(start_app, qtbot, user_data):
+    from PySide6.QtWidgets import QMessageBox
+
+    user_data.mkdir(parents=True)
+    (user_data / "history.sqlite").write_bytes(b"this is not a database" * 100)
+    window = start_app().window
+    drag(window.canvas, [(14.0, 4.0), (14.5, 24.0)])
+    settle(qtbot, window)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "HistoryNotice") is not None, timeout=5_000)
+    box = window.findChild(QMessageBox, "HistoryNotice")
+    assert "corrupt" in box.text() and box.isVisible()
+    assert list(user_data.glob("history.sqlite.corrupt-*"))
+    assert "Saved drawing #1" in window.statusBar().currentMessage()
+    box.close()
+    QApplication.processEvents()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert "Saved drawing #2" in window.statusBar().currentMessage()
+    boxes = [b for b in window.findChildren(QMessageBox, "HistoryNotice") if b.isVisible()]
+    assert boxes == []

@@ -434,7 +434,7 @@ class HistoryView(View):
 
     def export_to(self, folder) -> int:
         """Export the selected drawings (all shown ones if none is selected) as CSV + PNGs into ``folder``."""
-        ids = self.selected_ids() or list(self.model._ids)
+        ids = self.selected_ids() or self.model.ids
         if not ids:
             self._say("No drawings to export")
             return 0
@@ -485,7 +485,7 @@ class HistoryView(View):
         if model is None:
             self._say("No model is loaded yet")
             return False
-        ids = self.selected_ids() if selected else list(self.model._ids)
+        ids = self.selected_ids() if selected else self.model.ids
         if not ids:
             self._say("Select drawings to re-run first" if selected else "No drawings to re-run")
             return False
