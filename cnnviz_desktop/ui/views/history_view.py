@@ -8,10 +8,10 @@ The database is opened the first time this view is shown (never at start-up)."""
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QThread, Signal
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
+    QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox,
     QProgressBar, QPushButton, QSizePolicy, QSplitter, QTableView, QVBoxLayout, QWidget,
 )
 
@@ -91,7 +91,7 @@ class ConfusionPicture(QWidget):
         super().__init__()
         self.matrix = np.zeros((10, 10), dtype=np.int64)
         self.accuracy = np.full(10, np.nan)
-        self.setMinimumSize(220, 240)
+        self.setMinimumSize(150, 150)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
         self.setToolTip("Confusion matrix of the saved drawings with a true label: row = true digit, "
                         "column = predicted; the bottom row is each digit's accuracy")
@@ -204,12 +204,14 @@ class HistoryView(View):
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
         self.confusion = ConfusionPicture()
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.table)
         split.addWidget(self.confusion)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
+        self.table.setMinimumHeight(90)
         layout.addWidget(split, 1)
 
         buttons = QHBoxLayout()
@@ -233,7 +235,7 @@ class HistoryView(View):
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
-        self.progress.setFormat("%v / %m")
+        self.progress.setFormat("no re-run yet")
         self.progress.setMaximumWidth(160)
         self.progress.setValue(0)
         self.status = QLabel("")
@@ -258,7 +260,7 @@ class HistoryView(View):
         header.sortIndicatorChanged.connect(self._sort)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for col, width in enumerate((64, 64, 76, 40, 160, 70, 130)):
+        for col, width in enumerate((84, 64, 76, 40, 170, 70, 140)):
             self.table.setColumnWidth(col, width)
         self.access.changed.connect(self._on_history_changed)
         self.filter_box.activated.connect(lambda _=0: self.reload())
@@ -278,6 +280,11 @@ class HistoryView(View):
         self._fill_filters([])
         if isinstance(host, QWidget):
             host.installEventFilter(self)  # the window's close stops a running re-run first
+        if isinstance(host, QMainWindow):
+            # Docked at the bottom, the dashboard sits under the 3D view only: the tall left column
+            # (drawing grid, probabilities) keeps its height, so the window still fits a 768 px screen.
+            host.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+            host.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         if event.type() == QEvent.Type.Close and obj is self.host:
@@ -293,6 +300,16 @@ class HistoryView(View):
         super().showEvent(event)
         if not self.loaded or self.stale:
             self.reload()
+        QTimer.singleShot(0, self._take_room)
+
+    def _take_room(self) -> None:
+        """A docked dashboard gets about 40% of the window's height (a dock starts at its minimum)."""
+        from PySide6.QtWidgets import QDockWidget, QMainWindow
+
+        dock = self.parentWidget()
+        window = dock.parentWidget() if isinstance(dock, QDockWidget) else None
+        if isinstance(window, QMainWindow) and not dock.isFloating() and self.height() < window.height() * 0.3:
+            window.resizeDocks([dock], [int(window.height() * 0.42)], Qt.Orientation.Vertical)
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
@@ -502,6 +519,7 @@ class HistoryView(View):
         self.rerun_thread = thread
         self.progress.setRange(0, len(ids))
         self.progress.setValue(0)
+        self.progress.setFormat("%v / %m")
         self.cancel_button.setEnabled(True)
         self.rerun_all_button.setEnabled(False)
         self.rerun_selected_button.setEnabled(False)
