@@ -294,3 +294,17 @@ def test_a_corrupt_history_is_moved_aside_and_the_user_told_once(start_app, qtbo
     assert "Saved drawing #2" in window.statusBar().currentMessage()
     boxes = [b for b in window.findChildren(QMessageBox, "HistoryNotice") if b.isVisible()]
     assert boxes == []
+
+
+def test_ctrl_shift_s_still_exports_a_png(start_app, qtbot, user_data, tmp_path, monkeypatch):
+    from PIL import Image
+    from PySide6.QtWidgets import QFileDialog
+
+    window = start_app().window
+    drag(window.canvas, [(14.0, 4.0), (14.5, 24.0)])
+    settle(qtbot, window)
+    target = tmp_path / "digit.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "PNG image (*.png)"))
+    qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert target.exists() and Image.open(target).size == (28, 28)
+    assert not default_path().exists()  # exporting a PNG does not open the history
