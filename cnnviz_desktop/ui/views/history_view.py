@@ -289,6 +289,8 @@ class HistoryView(View):
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         if event.type() == QEvent.Type.Close and obj is self.host:
             self.shutdown()
+            if self.access is not None:
+                self.access.close()  # reopened on the next use if the window stays
         return False
 
     def apply_style(self, style: Style) -> None:
