@@ -98,8 +98,16 @@ ACTIONS: tuple[ActionSpec, ...] = (
     # ---- File
     ActionSpec("open_image", "&Open image...", ("Ctrl+O",), "Load a PNG or JPEG of a digit as the drawing",
                menu="&File", group="Window", help="open an image", run=lambda w, on: w.open_image()),
-    ActionSpec("save_drawing", "&Save drawing...", ("Ctrl+S",), "Save the drawing as a PNG image",
-               menu="&File", group="Window", help="save the drawing", run=lambda w, on: w.save_drawing()),
+    ActionSpec("save_drawing", "&Save drawing", ("Ctrl+S",),
+               "Save the drawing and its analysis in your saved drawings (Alt+5 shows them)",
+               menu="&File", group="Window", help="save the drawing into the history",
+               run=lambda w, on: w.save_to_history()),
+    ActionSpec("report", "Report &misclassification...", ("X",),
+               "Save the drawing as misclassified, with the true digit and a reason", menu="&File",
+               toolbar="Drawing", icon_text="Report", group="Window", help="report a misclassification",
+               run=lambda w, on: w.report_misclassification()),
+    ActionSpec("export_png", "&Export drawing as PNG...", ("Ctrl+Shift+S",), "Save the drawing as a PNG image",
+               menu="&File", run=lambda w, on: w.save_drawing()),
     ActionSpec("quit", "&Quit", ("Ctrl+Q",), "Quit CNNViz", menu="&File", group="Window",
                run=lambda w, on: w.close(), separator_before=True),
     # ---- Edit / drawing

@@ -14,8 +14,9 @@ import numpy as np
 from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QFont, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QLabel,
-    QLineEdit, QMainWindow, QMenu, QMessageBox, QPlainTextEdit, QTextEdit, QToolBar, QVBoxLayout, QWidget,
+    QAbstractItemView, QAbstractSpinBox, QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget,
+    QFileDialog, QLabel, QLineEdit, QMainWindow, QMenu, QMessageBox, QPlainTextEdit, QTextEdit, QToolBar,
+    QVBoxLayout, QWidget,
 )
 
 from ..core.architecture import ARCHITECTURES
@@ -291,7 +292,8 @@ class MainWindow(QMainWindow):
         if self.overlay.isVisible():
             return False
         focus = app.focusWidget()
-        if isinstance(focus, TEXT_INPUTS) or (isinstance(focus, QComboBox) and focus.isEditable()):
+        if isinstance(focus, TEXT_INPUTS) or (isinstance(focus, QComboBox) and focus.isEditable()) \
+                or isinstance(focus, QAbstractItemView):  # a table or list keeps its own keys (Delete, Enter)
             return False
         mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
         if mods & ~Qt.KeyboardModifier.ShiftModifier:
@@ -521,6 +523,57 @@ class MainWindow(QMainWindow):
             return False
         self.show_status(f"Saved {path}", 4000)
         return True
+
+    def save_to_history(self, label: int | None = None, reason: str | None = None, note: str = "") -> int | None:
+        """Save the drawing with its analysis into the saved-drawings history (opened now if it is not yet);
+        returns the new id, or None when nothing is drawn or the save failed (said in the status bar or a
+        message box; the drawing stays on the grid either way)."""
+        from ..core.errors import CnnvizError
+        from ..core.history import record_from_snapshot
+        from .history_models import HistoryAccess
+
+        session = self.session
+        if session.canvas.is_empty:
+            self.show_status("Nothing drawn: nothing was saved. Draw a digit first.", 6000)
+            return None
+        if session.model is not None and not session.settled:
+            from PySide6.QtCore import QDeadlineTimer, QEventLoop
+
+            deadline = QDeadlineTimer(5000)  # the newest analysis is a few ms away: save it with the drawing
+            while not session.settled and not deadline.hasExpired():
+                QApplication.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 50)
+        snapshot = session.snapshot if session.settled else None
+        access = HistoryAccess.of(self)
+        try:
+            record = record_from_snapshot(session.canvas.pixels.copy(), session.canvas.strokes, snapshot,
+                                          session.model, label=label, reason=reason, note=note)
+            record_id = access.get().save(record)
+        except CnnvizError as exc:
+            QMessageBox.warning(self, "Cannot save the drawing",
+                                f"{exc}\n\nYour drawing is still on the grid; nothing was saved.")
+            return None
+        access.changed.emit()
+        what = "Reported" if reason is not None else "Saved"
+        read = "" if record.predicted is None else f" (read as {record.predicted}, {record.confidence:.0%})"
+        self.show_status(f"{what} drawing #{record_id}{read} in your saved drawings (Alt+5 shows them)", 6000)
+        return record_id
+
+    def report_misclassification(self) -> int | None:
+        """Ask for the true digit and a reason (ReportDialog), then save the drawing with both."""
+        from .report_dialog import ReportDialog
+
+        if self.session.canvas.is_empty:
+            self.show_status("Nothing drawn: nothing to report. Draw a digit first.", 6000)
+            return None
+        dialog = ReportDialog(self.session.predicted, self)
+        self.report_dialog = dialog  # tests drive it while it is open
+        try:
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                self.show_status("Report cancelled: nothing was saved.", 4000)
+                return None
+        finally:
+            self.report_dialog = None
+        return self.save_to_history(label=dialog.label, reason=dialog.reason, note=dialog.note)
 
     def show_model_error(self, message: str) -> None:
         QMessageBox.warning(self, "Cannot load the model",

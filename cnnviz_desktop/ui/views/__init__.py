@@ -51,6 +51,8 @@ VIEWS: tuple[ViewSpec, ...] = (
              summary="every convolution and pooling output of your drawing, one small image per channel"),
     ViewSpec("filters", "Fi&lters", "filters", "FiltersView", "right", "Alt+4", visible=False,
              summary="the learned convolution kernels, grouped by input channel, on one signed scale"),
+    ViewSpec("history", "Saved &history", "history_view", "HistoryView", "bottom", "Alt+5", visible=False,
+             summary="your saved drawings: filter, search, accuracy and confusion matrix, open, re-run"),
     ViewSpec("help", "How to &use", "help_view", "HelpView", "right", None, visible=False,
              summary="what every part of the window shows and how it is computed"),
 )
