@@ -291,18 +291,22 @@ def test_no_gl_still_draws_and_predicts(start_app, qtbot):
     assert "connections shown" not in window.scene.status_text
 
 
+# A self-test whose probabilities view raises once a digit is analysed: an unexpected bug inside a Qt slot.
+BROKEN_SELF_TEST = (
+    "import sys\n"
+    "from cnnviz_desktop.ui.views import probabilities_view\n"
+    "def broken(self):\n"
+    "    if self.session.snapshot is not None and not self.session.snapshot.empty:\n"
+    "        raise RuntimeError('injected failure')\n"
+    "probabilities_view.ProbabilitiesView.render = broken\n"
+    "from cnnviz_desktop.__main__ import main\n"
+    "sys.exit(main(['--self-test']))\n"
+)
+
+
 def test_self_test_fails_fast_on_an_unexpected_exception(tmp_path):
     """A bug inside a Qt slot makes --self-test exit non-zero with one line, not hang."""
-    script = (
-        "import sys\n"
-        "from cnnviz_desktop.ui.views import probabilities_view\n"
-        "def broken(self):\n"
-        "    if self.session.snapshot is not None and not self.session.snapshot.empty:\n"
-        "        raise RuntimeError('injected failure')\n"
-        "probabilities_view.ProbabilitiesView.render = broken\n"
-        "from cnnviz_desktop.__main__ import main\n"
-        "sys.exit(main(['--self-test']))\n"
-    )
+    script = BROKEN_SELF_TEST
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), CNNVIZ_USER_DATA=str(tmp_path / "data"))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 1
@@ -401,16 +405,7 @@ def test_settings_and_error_log_follow_cnnviz_user_data(tmp_path):
 def test_an_unwritable_data_folder_says_where_the_details_could_not_go(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the data folder should be")
-    script = (
-        "import sys\n"
-        "from cnnviz_desktop.ui.views import probabilities_view\n"
-        "def broken(self):\n"
-        "    if self.session.snapshot is not None and not self.session.snapshot.empty:\n"
-        "        raise RuntimeError('injected failure')\n"
-        "probabilities_view.ProbabilitiesView.render = broken\n"
-        "from cnnviz_desktop.__main__ import main\n"
-        "sys.exit(main(['--self-test']))\n"
-    )
+    script = BROKEN_SELF_TEST
     env = dict(os.environ, CNNVIZ_USER_DATA=str(blocker / "data"))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 1

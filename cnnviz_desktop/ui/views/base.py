@@ -26,6 +26,21 @@ class Host(Protocol):
     def show_status(self, text: str, ms: int = 4000) -> None: ...
 
 
+def scrolled(view: QWidget, content: QWidget) -> QWidget:
+    """Put ``content`` in a vertically scrolling area filling ``view`` (views that paint long sheets)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QScrollArea, QVBoxLayout
+
+    layout = QVBoxLayout(view)
+    layout.setContentsMargins(0, 0, 0, 0)
+    scroll = QScrollArea()
+    scroll.setWidget(content)
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    layout.addWidget(scroll)
+    return content
+
+
 class View(QWidget):
     """A view: a widget that renders the session. ``attach(host)`` is called once, after construction;
     the view then subscribes to the session's events and renders on each. ``apply_style(style)`` is called

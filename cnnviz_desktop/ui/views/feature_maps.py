@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
-from PySide6.QtWidgets import QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ...core import colors
 from ..qimage import to_qimage
-from .base import Host, Style, View
+from .base import Host, Style, View, scrolled
 
 GAP = 6
 
@@ -118,14 +118,7 @@ class FeatureMapsView(View):
         super().__init__(parent)
         self.session = None
         self.scale = 1.0
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.maps = _Maps(self)
-        scroll = QScrollArea()
-        scroll.setWidget(self.maps)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        layout.addWidget(scroll)
+        self.maps = scrolled(self, _Maps(self))
         self.setToolTip("Each small image is one channel's output for your drawing (after ReLU for a "
                         "convolution, after max-pooling for a pool): bright = strongly active, dark grey = zero. "
                         "One colour scale per layer. Click a map of the last block to show that channel's "

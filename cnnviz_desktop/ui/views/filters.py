@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
-from PySide6.QtWidgets import QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ...core import colors
 from ...core.filters import conv_filters, signed_scale
 from ..qimage import to_qimage
-from .base import Host, Style, View
+from .base import Host, Style, View, scrolled
 
 GAP = 4
 LEGEND_H = 16
@@ -97,14 +97,7 @@ class FiltersView(View):
         self.scale_value = 1.0
         self.scale = 1.0
         self.palette = "default"
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.grid = _Grid(self)
-        scroll = QScrollArea()
-        scroll.setWidget(self.grid)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        layout.addWidget(scroll)
+        self.grid = scrolled(self, _Grid(self))
         self.setToolTip("The learned convolution kernels: what pattern each filter looks for. The first layer "
                         "looks at the drawing itself; a later layer's filter has one kernel per input channel "
                         "(one column each). Every kernel uses the same colour scale.")
