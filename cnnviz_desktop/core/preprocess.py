@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import CnnvizError
+from .strokes import paste_centred
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -175,16 +176,7 @@ def preprocess(canvas: np.ndarray) -> Preprocessed | None:
     new_h, new_w = max(1, round(h * factor)), max(1, round(w * factor))
     resized = resize_antialiased(crop, new_h, new_w)
     np.clip(resized, 0.0, 1.0, out=resized)
-    mass = float(resized.sum())
-    ys, xs = np.arange(new_h, dtype=np.float32), np.arange(new_w, dtype=np.float32)
-    cy = float(resized.sum(axis=1) @ ys) / mass
-    cx = float(resized.sum(axis=0) @ xs) / mass
-    oy, ox = int(round(CENTRE - cy)), int(round(CENTRE - cx))
-    image = np.zeros((SIZE, SIZE), dtype=np.float32)
-    # Paste with clipping: a lopsided digit's box can poke past the border after centring.
-    y0, x0 = max(oy, 0), max(ox, 0)
-    y1, x1 = min(oy + new_h, SIZE), min(ox + new_w, SIZE)
-    image[y0:y1, x0:x1] = resized[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    image, oy, ox = paste_centred(resized)
     return Preprocessed(
         image=image,
         canvas_shape=(array.shape[0], array.shape[1]),

@@ -298,14 +298,7 @@ def rasterise(strokes, canvas_shape: tuple[int, int]) -> Preprocessed | None:
     mass = float(window.sum())
     if not mass > 0.0:
         return None
-    idx = np.arange(WINDOW, dtype=np.float32)
-    cy = float(window.sum(axis=1) @ idx) / mass
-    cx = float(window.sum(axis=0) @ idx) / mass
-    oy, ox = int(round(CENTRE - cy)), int(round(CENTRE - cx))
-    out = np.zeros((SIZE, SIZE), dtype=np.float32)
-    y0, x0 = max(oy, 0), max(ox, 0)
-    y1, x1 = min(oy + WINDOW, SIZE), min(ox + WINDOW, SIZE)
-    out[y0:y1, x0:x1] = window[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    out, oy, ox = paste_centred(window)
     # Input coordinate (pixel centres at k + 0.5) of canvas position c: (c - centre) * scale + half
     # + o = (c - top) * scale + offset with an integer top on the canvas.
     top = int(np.clip(np.floor(lo[1]), 0, h - 1))
@@ -446,3 +439,20 @@ def fit_to_canvas(lines: list[np.ndarray], height_fraction: float, grid: int = 2
     scale = height_fraction * grid / side
     centre = (lo + hi) / 2.0
     return [(line - centre) * scale + grid / 2.0 for line in lines]
+
+
+def paste_centred(block: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Place a (h, w) block of ink (non-zero mass) in a 28x28 image with its centre of mass at (14, 14),
+    rounded to whole pixels, clipped at the border (a lopsided digit can poke past it). Returns the
+    image and the block's top-left (oy, ox) in it."""
+    h, w = block.shape
+    mass = float(block.sum())
+    ys, xs = np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32)
+    cy = float(block.sum(axis=1) @ ys) / mass
+    cx = float(block.sum(axis=0) @ xs) / mass
+    oy, ox = int(round(CENTRE - cy)), int(round(CENTRE - cx))
+    image = np.zeros((SIZE, SIZE), dtype=np.float32)
+    y0, x0 = max(oy, 0), max(ox, 0)
+    y1, x1 = min(oy + h, SIZE), min(ox + w, SIZE)
+    image[y0:y1, x0:x1] = block[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    return image, oy, ox
