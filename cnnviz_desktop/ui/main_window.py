@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QFont, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QAbstractSpinBox, QApplication, QComboBox, QDialog, QDialogButtonBox, QDockWidget,
+    QAbstractItemView, QAbstractSpinBox, QApplication, QComboBox, QDialog, QDockWidget,
     QFileDialog, QLabel, QLineEdit, QMainWindow, QMenu, QMessageBox, QPlainTextEdit, QTextEdit, QToolBar,
-    QVBoxLayout, QWidget,
+    QWidget,
 )
 
 from ..core.architecture import ARCHITECTURES
@@ -444,6 +444,11 @@ class MainWindow(QMainWindow):
         self.schedule_layout()
 
     @property
+    def normal_font(self) -> QFont:
+        """The font outside presentation mode."""
+        return QFont(self._normal_font)
+
+    @property
     def presentation(self) -> bool:
         return self.session.presentation
 
@@ -580,29 +585,10 @@ class MainWindow(QMainWindow):
                             f"{message}\n\nThe current model stays loaded; your drawing is kept.")
 
     def show_model_card(self) -> None:
-        model = self.session.model
-        if model is None:
-            return
-        dialog = QDialog(self)
-        dialog.setWindowTitle(f"Model card: {model.arch.name}")
-        layout = QVBoxLayout(dialog)
-        card = model.card
-        summary = QLabel(
-            f"<b>{model.arch.name}</b>: {model.model.parameter_count():,} parameters<br>"
-            f"test accuracy: <b>{card.get('test_accuracy', 'unknown')}</b> on {card.get('test_n', '?')} images<br>"
-            f"trained on {card.get('training_data', {}).get('images', '?')} images for {card.get('epochs', '?')} "
-            f"epochs (seed {card.get('seed', '?')})<br>file: {model.path}")
-        summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        summary.setWordWrap(True)
-        layout.addWidget(summary)
-        text = QPlainTextEdit(json.dumps(card, indent=2) if card else "This weight file has no model card.")
-        text.setReadOnly(True)
-        layout.addWidget(text, 1)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(dialog.reject)
-        layout.addWidget(buttons)
-        dialog.resize(QSize(560, 520).boundedTo(self.size()))
-        dialog.exec()
+        from .dialogs import model_card_dialog
+
+        if self.session.model is not None:
+            model_card_dialog(self, self.session.model).exec()
 
     # ------------------------------------------------------------------ what tests and tools read
     @property
@@ -636,44 +622,10 @@ class MainWindow(QMainWindow):
         return self.views["probabilities"].headline
 
     def layout_report(self) -> dict:
-        """What a layout check needs, from public Qt state: window and screen sizes, the 3D view's share,
-        toolbar actions hidden behind an overflow chevron, visible buttons and labels narrower than their
-        size hint (clipped text), the text scale, the drawing grid's size."""
-        from PySide6.QtWidgets import QAbstractButton
+        """What a layout check needs (see ui/layout_report.py)."""
+        from .layout_report import layout_report
 
-        screen = self.screen() or QApplication.primaryScreen()
-        area = screen.availableGeometry() if screen is not None else QRect()
-        hidden = []
-        for bar in self.toolbars.values():
-            for act in bar.actions():
-                if act.isVisible() and not act.isSeparator():
-                    widget = bar.widgetForAction(act)
-                    if widget is None or not widget.isVisible():
-                        hidden.append(act.objectName() or act.text())
-        clipped = []
-        for widget in self.findChildren(QWidget):
-            if not widget.isVisible() or not isinstance(widget, (QAbstractButton, QLabel)):
-                continue
-            if isinstance(widget, QLabel) and (widget.wordWrap() or widget.pixmap() is not None and
-                                               not widget.pixmap().isNull() or not widget.text()):
-                continue
-            if widget.sizePolicy().horizontalPolicy() == widget.sizePolicy().Policy.Ignored:
-                continue  # elided on purpose, full text in the tooltip
-            if widget.width() + 1 < widget.sizeHint().width():
-                clipped.append(f"{type(widget).__name__}:{getattr(widget, 'text', lambda: '')()}")
-        grid = self.canvas.grid_rect() if self.canvas is not None else None
-        return {
-            "window": [self.width(), self.height()],
-            "screen": [area.width(), area.height()],
-            "fits": bool(screen is None or self.frameGeometry().width() <= screen.geometry().width()
-                         and self.frameGeometry().height() <= screen.geometry().height()),
-            "scene_share": round(self.scene_share(), 4),
-            "toolbar_hidden": hidden,
-            "clipped": clipped,
-            "font_pt": self.font().pointSizeF(),
-            "normal_font_pt": self._normal_font.pointSizeF(),
-            "grid_px": [round(grid.width()), round(grid.height())] if grid is not None else None,
-        }
+        return layout_report(self)
 
     def scene_share(self) -> float:
         """The 3D view's share of the window's area (0-1)."""
