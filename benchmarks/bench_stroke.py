@@ -46,6 +46,19 @@ def reexec_under_xvfb() -> None:
                            sys.executable, *sys.argv])
 
 
+def wait_for_last_stroke(app, window, pending_frames) -> bool:
+    """Process events until the newest request's analysis is shown (10 s at most) and its frames are
+    swapped (2 s at most); True if the last stroke's analysis is the one on screen."""
+    last_id = window.last_request_id
+    deadline = time.monotonic() + 10
+    while (window.snapshot is None or window.snapshot.request_id != last_id) and time.monotonic() < deadline:
+        app.processEvents()
+    t_wait = time.monotonic() + 2
+    while time.monotonic() < t_wait and pending_frames:
+        app.processEvents()
+    return window.snapshot is not None and window.snapshot.request_id == last_id
+
+
 def percentile(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else None
@@ -196,14 +209,7 @@ def main() -> None:
     while timer.isActive():
         app.processEvents()
     elapsed = time.perf_counter() - start
-    last_id = window.last_request_id
-    deadline = time.monotonic() + 10
-    while (window.snapshot is None or window.snapshot.request_id != last_id) and time.monotonic() < deadline:
-        app.processEvents()
-    t_wait = time.monotonic() + 2
-    while time.monotonic() < t_wait and pending_frames:
-        app.processEvents()
-    last_shown = window.snapshot.request_id == last_id
+    last_shown = wait_for_last_stroke(app, window, pending_frames)
     coalesced = getattr(owner.worker, "coalesced", None)
     result = {
         "model": args.model,
@@ -211,7 +217,7 @@ def main() -> None:
         "seconds": round(elapsed, 2),
         "mouse_events_due": total,
         "moves_compressed_like_x11": compressed[0],
-        "requests": last_id,
+        "requests": window.last_request_id,
         "analyses_delivered": delivered[0],
         "requests_coalesced": coalesced,
         "last_stroke_shown": last_shown,
@@ -350,14 +356,7 @@ def run_xdotool(args, app, owner, idle_frame_ms) -> dict:
     phase["compressed"] = False
     stroke(k)  # the last stroke as the app draws it
     QCoreApplication.setAttribute(compress, False)
-    last_id = window.last_request_id
-    deadline = time.monotonic() + 10
-    while (window.snapshot is None or window.snapshot.request_id != last_id) and time.monotonic() < deadline:
-        app.processEvents()
-    t_wait = time.monotonic() + 2
-    while time.monotonic() < t_wait and pending_frames:
-        app.processEvents()
-    last_shown = window.snapshot.request_id == last_id
+    last_shown = wait_for_last_stroke(app, window, pending_frames)
     # X timestamps -> this process's clock: the least-delayed delivery defines the offset.
     offset_ms = min(stamps.offsets) if stamps.offsets else 0.0
 
@@ -393,7 +392,7 @@ def run_xdotool(args, app, owner, idle_frame_ms) -> dict:
         "fraction_applied": round(applied / sent, 4) if sent else None,
         "event_to_request_ms_median": round(handler, 3) if handler is not None else None,
         "with_qt_motion_compression": compressed,
-        "requests": last_id,
+        "requests": window.last_request_id,
         "analyses_delivered": delivered[0],
         "requests_coalesced": coalesced,
         "last_stroke_shown": last_shown,
