@@ -97,11 +97,13 @@ class MainWindow(QMainWindow):
             dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                              | QDockWidget.DockWidgetFeature.DockWidgetClosable)
             area = areas[spec.area]
-            if spec.area in previous:
-                self.addDockWidget(area, dock)
+            self.addDockWidget(area, dock)
+            if spec.area == "left" and spec.area in previous:
+                # The drawing and its probabilities stand one above the other.
                 self.splitDockWidget(previous[spec.area], dock, Qt.Orientation.Vertical)
-            else:
-                self.addDockWidget(area, dock)
+            elif spec.area in previous:
+                # Explanation views share one column as tabs (the user may drag a tab out to split).
+                self.tabifyDockWidget(previous[spec.area], dock)
             previous[spec.area] = dock
             dock.setVisible(spec.visible)
             self.docks[spec.id] = dock
