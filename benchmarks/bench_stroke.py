@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("--input", choices=("synthetic", "xdotool"), default="synthetic")
     parser.add_argument("--compressed-seconds", type=float, default=3.0,
                         help="xdotool: seconds drawn with Qt's motion compression on, for contrast (0: skip)")
+    parser.add_argument("--compare-views", action="store_true",
+                        help="synthetic: run once with the core views, once with every explanation view open")
     args = parser.parse_args()
     if args.hz is None:
         args.hz = 125.0 if args.input == "xdotool" else 120.0
@@ -83,12 +85,11 @@ def main() -> None:
 
     configure_environment()
     configure_qt_attributes()
-    from PySide6.QtCore import QEvent, QSettings, Qt, QTimer
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from cnnviz_desktop.app import Application
     from cnnviz_desktop.ui.canvas import keep_every_pointer_event
-    from cnnviz_desktop.ui.input_sim import send_mouse
 
     app = QApplication(sys.argv[:1])
     keep_every_pointer_event()  # as app.run does, once the QApplication exists
@@ -130,6 +131,52 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    if not args.compare_views:
+        result = run_synthetic(args, app, owner, idle_frame_ms)
+    else:
+        core = run_synthetic(args, app, owner, idle_frame_ms)
+        shown = show_explanation_views(app, window)
+        everything = run_synthetic(args, app, owner, idle_frame_ms)
+        result = {"model": args.model, "core_views": core, "explanation_views_visible": shown,
+                  "all_views": everything,
+                  "latency_all_vs_core": round(everything["latency_ms_median"] / core["latency_ms_median"], 2)
+                  if core["latency_ms_median"] and everything["latency_ms_median"] else None}
+    owner.close()
+    print(json.dumps(result))
+
+
+def show_explanation_views(app, window) -> list[str]:
+    """Open every hidden view except the help and the history, split (not tabbed) so each is visible and
+    renders on every stroke; returns their ids."""
+    from PySide6.QtCore import Qt
+
+    shown, first = [], None
+    for view_id, dock in window.docks.items():
+        if view_id in ("drawing", "probabilities", "help", "history"):
+            continue
+        dock.setVisible(True)
+        if first is None:
+            first = dock
+        else:
+            window.splitDockWidget(first, dock, Qt.Orientation.Vertical)
+        shown.append(view_id)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(window.views[v].isVisible() for v in shown):
+        app.processEvents()
+    for _ in range(50):
+        app.processEvents()
+    return [v for v in shown if window.views[v].isVisible()]
+
+
+def run_synthetic(args, app, owner, idle_frame_ms) -> dict:
+    """Synthetic strokes through the canvas's mouse handlers for --seconds; the figures as a dict."""
+    from PySide6.QtCore import QEvent, Qt, QTimer
+
+    from cnnviz_desktop.ui.input_sim import send_mouse
+
+    window = owner.window
+    view = window.scene.view
+    first_request = window.last_request_id
     event_time: dict[int, float] = {}
     pending_frames: list[int] = []
     latencies: list[float] = []
@@ -211,13 +258,13 @@ def main() -> None:
     elapsed = time.perf_counter() - start
     last_shown = wait_for_last_stroke(app, window, pending_frames)
     coalesced = getattr(owner.worker, "coalesced", None)
-    result = {
+    return {
         "model": args.model,
         "input_hz": args.hz,
         "seconds": round(elapsed, 2),
         "mouse_events_due": total,
         "moves_compressed_like_x11": compressed[0],
-        "requests": window.last_request_id,
+        "requests": window.last_request_id - first_request,
         "analyses_delivered": delivered[0],
         "requests_coalesced": coalesced,
         "last_stroke_shown": last_shown,
@@ -228,8 +275,6 @@ def main() -> None:
         "latency_vs_idle_frame": round(statistics.median(latencies) / idle_frame_ms, 2)
         if latencies and idle_frame_ms else None,
     }
-    owner.close()
-    print(json.dumps(result))
 
 
 def stroke_cells(k: int) -> list[tuple[float, float]]:
