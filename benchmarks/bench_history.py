@@ -1,13 +1,15 @@
 """The saved-drawings database at class scale. Prints one JSON object.
 
-    python benchmarks/bench_history.py [--rows 10000] [--rerun 300] [--model tiny]
+    python benchmarks/bench_history.py [--rows 10000] [--rerun 300] [--model tiny] [--no-gui]
 
 In a fresh database file in a temporary folder (or --db): saves --rows drawings one by one (one
 transaction each, as the app saves: canvas, strokes, probabilities, Grad-CAM), reporting the median and
 95th percentile save latency; then times one page of 100 rows (newest first at the start, middle and end,
 and sorted by confidence with the 'reported' filter), a count with each filter, the confusion matrix,
 and finally re-runs --rerun drawings through core.history.rerun against a plain batch forward of the
-same canvases (preprocess + one torch forward, what cnnviz-predict does) in the same run.
+same canvases (preprocess + one torch forward, what cnnviz-predict does) in the same run. Unless --no-gui:
+opens the dashboard on that database in the real window (Qt offscreen, no 3D view) and scrolls it to the end
+page by page (open time, median time per lazily fetched page).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rerun", type=int, default=300)
     p.add_argument("--model", default="tiny")
     p.add_argument("--db", default=None, help="database file (default: a new one in a temporary folder)")
+    p.add_argument("--no-gui", dest="gui", action="store_false", help="skip the dashboard part")
     args = p.parse_args(argv)
 
     import torch
@@ -136,8 +139,64 @@ def main(argv: list[str] | None = None) -> int:
         "note": "rerun = read from the db + full analysis (strokes rasterised, forward, Grad-CAM, contributions) "
                 "per drawing; plain = pixels preprocess + one batched torch forward",
     }
+    if args.gui:
+        result["dashboard"] = dashboard(path, loaded.name)
     tmp.cleanup()
     print(json.dumps(result))
+
+
+def dashboard(path: Path, model: str) -> dict:
+    """Open the dashboard (Alt+5's toggle) in the real window on the database at ``path`` and scroll it to the
+    end page by page, as a user dragging the scroll bar down would. Qt's offscreen platform, no 3D view."""
+    import os
+
+    os.environ["CNNVIZ_USER_DATA"] = str(path.parent)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from cnnviz_desktop.__main__ import parser as app_parser
+    from cnnviz_desktop.app import Application
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    settings = QSettings(str(path.parent / "settings.ini"), QSettings.Format.IniFormat)
+    owner = Application(app_parser().parse_args(["--model", model, "--no-gl"]), app, settings)
+    owner.window.resize(1366, 768)
+    owner.start()
+    window = owner.window
+    deadline = time.monotonic() + 120
+    while window.snapshot is None and time.monotonic() < deadline:
+        app.processEvents()
+    view = window.views["history"]
+    t0 = time.perf_counter()
+    window.toggle_view("history")
+    while (view.model is None or view.model.rowCount() == 0) and time.monotonic() < deadline:
+        app.processEvents()
+    app.processEvents()
+    open_ms = (time.perf_counter() - t0) * 1e3
+    shown_at_open = view.model.rowCount()
+    bar = view.table.verticalScrollBar()
+    pages, t0 = [], time.perf_counter()
+    total = view.model.total
+    while view.model.rowCount() < total and time.monotonic() < deadline + 120:
+        t1 = time.perf_counter()
+        before = view.model.rowCount()
+        bar.setValue(bar.maximum())
+        while view.model.rowCount() == before and time.monotonic() < deadline + 120:
+            app.processEvents()
+        view.table.viewport().repaint()
+        pages.append((time.perf_counter() - t1) * 1e3)
+    scroll_s = time.perf_counter() - t0
+    out = {
+        "open_ms": round(open_ms, 1),
+        "rows_shown_at_open": shown_at_open, "rows_total": total,
+        "scroll_pages": len(pages),
+        "scroll_page_ms_median": round(statistics.median(pages), 2) if pages else None,
+        "scroll_to_end_s": round(scroll_s, 2),
+        "rows_at_end": view.model.rowCount(),
+    }
+    owner.close()
+    return out
     return 0
 
 
