@@ -32,7 +32,8 @@ class QtTaskRunner(QObject):
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
-        self.destroyed.connect(self._runner.shutdown)
+        runner = self._runner
+        self.destroyed.connect(lambda *_: runner.shutdown(timeout=1.0))
 
     def submit(self, fn: Callable[[TaskContext], Any]) -> int:
         """Run ``fn(ctx)`` on the lane, cancelling the previous task. Returns the task id."""
