@@ -192,3 +192,31 @@ def test_cnnviz_replay_refuses_a_malformed_file_before_the_window_opens(tmp_path
     bad_speed = subprocess.run([sys.executable, "-m", "cnnviz_desktop", "--replay", str(path), "--replay-speed",
                                 "0"], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert bad_speed.returncode == 2 and "--replay-speed" in bad_speed.stderr and "Traceback" not in bad_speed.stderr
+
+
+SELF_TEST_WITH_BROKEN_HISTORY = (
+    "import sys\n"
+    "from cnnviz_desktop.core import history\n"
+    "def broken(self, record):\n"
+    "    raise RuntimeError('no sqlite in this bundle')\n"
+    "history.History.save = broken\n"
+    "from cnnviz_desktop.__main__ import main\n"
+    "sys.exit(main(['--self-test']))\n"
+)
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_self_test_saves_and_reads_one_drawing_in_a_temporary_history(tmp_path, broken):
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), CNNVIZ_USER_DATA=str(tmp_path / "data"),
+               PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-c", SELF_TEST_WITH_BROKEN_HISTORY] if broken else \
+        [sys.executable, "-m", "cnnviz_desktop", "--self-test"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not (tmp_path / "data" / "history.sqlite").exists()  # the user's history is not touched
+    if broken:
+        assert result.returncode == 1 and report["history"] == "failed: RuntimeError: no sqlite in this bundle"
+        assert "error: the history database failed" in result.stderr and "Traceback" not in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert report["ok"] and report["history"] == "ok"
