@@ -202,3 +202,20 @@ def test_erase_strokes_replay_with_the_eraser_and_a_record_without_strokes_canno
         dr.drawing_from_record(DrawingRecord(canvas=np.zeros((28, 28), np.float32), id=4))
     with pytest.raises(CnnvizError, match="no strokes"):
         dr.Drawing.from_strokes([])
+
+
+def test_importing_a_file_into_the_history_is_all_or_nothing(tmp_path):
+    from cnnviz_desktop.core.history import History
+
+    drawings = dr.loads('{"drawings": [{"label": 1, "strokes": [[[14, 4], [14, 24]]]}, '
+                        '{"label": 7, "strokes": [[[5, 5], [20, 5], [12, 24]]]}]}')
+    records = [dr.drawing_to_record(d, source="import:x.json") for d in drawings]
+    with History.open(tmp_path / "h.sqlite") as history:
+        assert history.save_all(records) == [1, 2]
+        assert [history.get(i).label for i in (1, 2)] == [1, 7] and history.get(2).source == "import:x.json"
+        # A failure on the second drawing (here a trigger standing in for a full disk) keeps none of them.
+        history.conn.execute("CREATE TRIGGER full BEFORE INSERT ON drawings WHEN (SELECT count(*) FROM drawings) "
+                             ">= 3 BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+        with pytest.raises(CnnvizError, match="disk holding .* is full"):
+            history.save_all(records)
+        assert history.count() == 2
