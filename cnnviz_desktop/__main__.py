@@ -26,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
                         "wait for each analysed frame, print one line per drawing (label, prediction), exit")
     p.add_argument("--replay-speed", type=replay_speed, default=math.inf, metavar="N|max",
                    help="with --replay: 1 draws at the strokes' original pace, 2 twice as fast, ...; default max: "
-                        "one input event per event-loop turn (no waiting), since a script need not be real-time")
+                        "no waiting, a few input events per event-loop turn, since a script need not be real-time")
     p.add_argument("--json", action="store_true",
                    help="with --replay: one JSON object per line (index, label, predicted, probabilities)")
     p.add_argument("--version", action="version", version=_version())
