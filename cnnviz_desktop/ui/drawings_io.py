@@ -187,6 +187,10 @@ def import_drawings(window) -> None:
 
 def replay(window, drawing, speed: float = 1.0, what: str = "the drawing") -> Replayer | None:
     """Replay ``drawing`` (core.drawings.Drawing) on the window's grid; says so in the status bar."""
+    dock = getattr(window, "docks", {}).get("drawing")
+    if dock is not None and not dock.isVisible():
+        dock.show()  # the grid must be on screen: the replay is for watching (and it maps cells to pixels)
+        window.schedule_layout()
     replayer = Replayer.of(window)
     try:
         replayer.start(drawing, speed)
