@@ -220,3 +220,21 @@ def test_self_test_saves_and_reads_one_drawing_in_a_temporary_history(tmp_path, 
     else:
         assert result.returncode == 0, result.stderr
         assert report["ok"] and report["history"] == "ok"
+
+
+def test_replay_shows_a_drawing_grid_that_was_closed_since_launch(start_app, qtbot, user_data, settings):
+    from cnnviz_desktop.core.drawings import Drawing
+    from cnnviz_desktop.core.strokes import Stroke
+    from cnnviz_desktop.ui.drawings_io import replay
+
+    settings.setValue("window/docks", json.dumps({"drawing": False}))
+    window = start_app().window
+    assert not window.docks["drawing"].isVisible()
+    line = Drawing.from_strokes([Stroke([[14.0, 4.0 + k, 0.01 * k, 1.0] for k in range(21)])])
+    replayer = replay(window, line, 4.0)
+    with qtbot.waitSignal(replayer.finished, timeout=30_000):
+        pass
+    assert window.docks["drawing"].isVisible()
+    pixels = window.session.canvas.pixels
+    assert pixels[4:24, 14].min() > 0.9 and pixels[:, :10].max() == 0  # the line where the file put it
+    assert settle(qtbot, window).predicted == 1
