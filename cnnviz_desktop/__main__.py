@@ -7,6 +7,7 @@ PyOpenGL are imported, so this module parses arguments and sets them first, then
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -20,8 +21,47 @@ def parser() -> argparse.ArgumentParser:
                    help="open the window, draw a built-in digit, wait for its analysis, print one JSON line, exit")
     p.add_argument("--screenshot", metavar="PATH", help="with --self-test: save a screenshot of the window")
     p.add_argument("--no-gl", action="store_true", help="do not create the 3D view (for broken OpenGL drivers)")
+    p.add_argument("--replay", metavar="FILE",
+                   help="open the window, draw every drawing of a drawings JSON file through the mouse input path, "
+                        "wait for each analysed frame, print one line per drawing (label, prediction), exit")
+    p.add_argument("--replay-speed", type=replay_speed, default=math.inf, metavar="N|max",
+                   help="with --replay: 1 draws at the strokes' original pace, 2 twice as fast, ...; default max: "
+                        "no waiting, a few input events per event-loop turn, since a script need not be real-time")
+    p.add_argument("--json", action="store_true",
+                   help="with --replay: one JSON object per line (index, label, predicted, probabilities)")
     p.add_argument("--version", action="version", version=_version())
     return p
+
+
+def replay_speed(text: str) -> float:
+    """--replay-speed: 'max' (math.inf) or a positive number (1 = the original pace)."""
+    if text.strip().lower() == "max":
+        return math.inf
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = math.nan
+    if not (speed > 0 and math.isfinite(speed)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a speed: give a positive number (1 = original pace, "
+                                         "2 = twice as fast) or 'max'")
+    return speed
+
+
+def read_replay_file(args: argparse.Namespace) -> int:
+    """Read and check the --replay file BEFORE any window opens: its drawings go to ``args.replay_drawings``.
+    Returns 0, or 2 after one 'error: ...' line on stderr for a missing or malformed file."""
+    from .core.drawings import read_drawings
+    from .core.errors import CnnvizError
+
+    try:
+        drawings = read_drawings(args.replay)
+        if not drawings:
+            raise CnnvizError(f"{args.replay} holds no drawings: nothing to replay")
+    except CnnvizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.replay_drawings = drawings
+    return 0
 
 
 def _version() -> str:
@@ -71,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.screenshot and not args.self_test:
         parser().error("--screenshot needs --self-test")
+    if args.replay and args.self_test:
+        parser().error("--replay and --self-test are two different runs: choose one")
+    if (args.json or args.replay_speed != math.inf) and not args.replay:
+        parser().error("--json and --replay-speed go with --replay FILE")
+    if args.replay and read_replay_file(args):
+        return 2
     configure_environment()
     configure_qt_attributes()
     prewarm_torch()

@@ -131,6 +131,8 @@ class Application(QObject):
             self.first_model_at = process_uptime()
             if self.args.self_test:
                 SelfTest(self).start()
+            elif getattr(self.args, "replay", None):
+                ReplayRun(self).start()
 
     def _on_model_changed(self, loaded) -> None:
         if self.worker is not None:
@@ -150,7 +152,7 @@ class Application(QObject):
         self.first_frame_at = process_uptime()
 
     def _on_model_failed(self, name: str, message: str) -> None:
-        if self.args.self_test:
+        if self.args.self_test or getattr(self.args, "replay", None):
             print(f"error: cannot load model {name}: {message}", file=sys.stderr)
             self.exit_code = 2
             self.qapp.quit()
@@ -241,6 +243,7 @@ class SelfTest(QObject):
             "gl": bool(self.window.scene is not None and self.window.scene.has_gl),
             "presentation": self.window.presentation,
             "layout": self.window.layout_report(),
+            "history": history_self_check(self.window, snap),
         }
         if self.owner.args.screenshot:
             path = Path(self.owner.args.screenshot)
@@ -253,6 +256,9 @@ class SelfTest(QObject):
         if snap.empty:
             print("error: the drawn digit produced no prediction", file=sys.stderr)
             self.owner.exit_code = 1
+        if report["history"] != "ok":
+            print(f"error: the history database {report['history']}", file=sys.stderr)
+            self.owner.exit_code = 1
         self.window.close()
         self.owner.qapp.quit()
 
@@ -260,6 +266,120 @@ class SelfTest(QObject):
         print(f"error: self-test timed out after {self.TIMEOUT_S} s waiting for the analysed frame", file=sys.stderr)
         self.owner.exit_code = 1
         self.owner.qapp.quit()
+
+
+def history_self_check(window, snapshot) -> str:
+    """Save the self-test's drawing into a history database in a temporary folder and read it back (so a
+    frozen bundle proves it carries sqlite3). 'ok', or 'failed: <what>'."""
+    import tempfile
+
+    import numpy as np
+
+    try:
+        from .core.history import History, record_from_snapshot
+
+        canvas = window.session.canvas
+        with tempfile.TemporaryDirectory(prefix="cnnviz-self-test-") as folder:
+            with History.open(Path(folder) / "history.sqlite") as history:
+                record = record_from_snapshot(canvas.pixels.copy(), canvas.strokes, snapshot, window.loaded)
+                back = history.get(history.save(record))
+        strokes_kept = (back.strokes is None) == (record.strokes is None) and (
+            record.strokes is None or all(np.allclose(a.points, b.points, atol=1e-4)
+                                          for a, b in zip(back.strokes, record.strokes)))
+        if back.predicted != record.predicted or not np.array_equal(back.canvas, record.canvas) \
+                or not strokes_kept:
+            return "failed: the drawing read back differs from the one saved"
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - the self-test reports any failure, never a traceback
+        return f"failed: {type(exc).__name__}: {exc}"
+
+
+class ReplayRun(QObject):
+    """``cnnviz --replay FILE``: replays every drawing of the file through the mouse path (ui/replay.Replayer),
+    waits for each one's analysed frame, prints one line per drawing, exits 0 (1 if a replay stalls)."""
+
+    TIMEOUT_S = 60  # per drawing, on top of its own duration
+
+    def __init__(self, owner: Application):
+        super().__init__(owner)
+        self.owner = owner
+        self.window = owner.window
+        self.session = owner.session
+        self.drawings = owner.args.replay_drawings
+        self.speed = float(owner.args.replay_speed)
+        self.index = 0
+        self._watchdog = QTimer(self, singleShot=True, timeout=self._timeout)
+
+    def start(self) -> None:
+        from .ui.replay import Replayer
+
+        self.replayer = Replayer.of(self.window)
+        self.replayer.finished.connect(self._on_replayed)
+        self._next()
+
+    def _next(self) -> None:
+        from .core.drawings import replay_schedule
+
+        if self.index >= len(self.drawings):
+            self._watchdog.stop()
+            self.window.close()
+            self.owner.qapp.quit()
+            return
+        drawing = self.drawings[self.index]
+        self._watchdog.start(int((replay_schedule(drawing, self.speed).duration_s + self.TIMEOUT_S) * 1000))
+        self.replayer.start(drawing, self.speed)
+
+    def _on_replayed(self, cancelled: bool) -> None:
+        if cancelled:
+            self._fail(f"the replay of drawing {self.index + 1} was interrupted")
+            return
+        self.session.snapshot_changed.connect(self._check)
+        self._check(self.session.snapshot)
+
+    def _check(self, snapshot) -> None:
+        if not self.session.settled:
+            return  # the worker is still on an older state of the grid
+        self.session.snapshot_changed.disconnect(self._check)
+        view = getattr(self.window.scene, "view", None)
+        if view is not None and self.window.scene.has_gl:
+            view.frameSwapped.connect(self._report)  # the analysed frame is on screen
+            view.update()
+        else:
+            QTimer.singleShot(0, self._report)
+
+    def _report(self) -> None:
+        view = getattr(self.window.scene, "view", None)
+        if view is not None and hasattr(view, "frameSwapped"):
+            try:
+                view.frameSwapped.disconnect(self._report)
+            except (RuntimeError, TypeError):
+                pass
+        snap = self.session.snapshot
+        drawing = self.drawings[self.index]
+        self.index += 1
+        probs = None if snap.empty else [round(float(p), 5) for p in snap.probabilities]
+        predicted = None if snap.empty else int(snap.predicted)
+        if self.owner.args.json:
+            line = json.dumps({"index": self.index, "label": drawing.label, "predicted": predicted,
+                               "probabilities": probs})
+        else:
+            label = "no label" if drawing.label is None else f"label {drawing.label}"
+            read = "nothing (the grid is empty)" if predicted is None else \
+                f"predicted {predicted} ({float(snap.probabilities[predicted]):.1%})"
+            line = f"{self.index}: {label}, {read}"
+        print(line, flush=True)
+        QTimer.singleShot(0, self._next)
+
+    def _fail(self, message: str) -> None:
+        print(f"error: {message}", file=sys.stderr)
+        self.owner.exit_code = 1
+        self.window.close()
+        self.owner.qapp.quit()
+
+    def _timeout(self) -> None:
+        self.replayer.finished.disconnect(self._on_replayed)
+        self.replayer.stop()
+        self._fail(f"drawing {self.index + 1} was not analysed within {self.TIMEOUT_S} s of its replay")
 
 
 def install_exception_hook(owner: Application) -> None:
@@ -291,7 +411,7 @@ def install_exception_hook(owner: Application) -> None:
         print(f"error: unexpected {kind.__name__}: {value}{where}", file=sys.stderr)
         if log is None:
             print(text, file=sys.stderr)
-        if owner.args.self_test:
+        if owner.args.self_test or getattr(owner.args, "replay", None):
             owner.exit_code = 1
             owner.qapp.quit()
         elif not shown["dialog"]:

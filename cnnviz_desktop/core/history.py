@@ -640,6 +640,28 @@ class History:
         """Save several drawings (one transaction each, so a failure keeps the ones before it)."""
         return [self.save(r) for r in records]
 
+    def save_all(self, records: Iterable[DrawingRecord]) -> list[int]:
+        """Save several drawings in ONE transaction: all of them or, on any failure, none (an import)."""
+        records = list(records)
+        if not all(isinstance(r, DrawingRecord) for r in records):
+            raise CnnvizError("save_all() takes DrawingRecords")
+
+        def run(c):
+            ids = []
+            for r in records:
+                rid = c.execute("INSERT INTO drawings (created, model, weights_sha256, predicted, confidence, "
+                                "label, reason, note, rows, cols, probabilities, source) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                (r.created, r.model, r.weights_sha256, r.predicted, r.confidence, r.label,
+                                 r.reason, r.note, *r.canvas.shape, _array_bytes(r.probabilities),
+                                 r.source)).lastrowid
+                c.execute("INSERT INTO drawing_data (id, canvas, cam, strokes) VALUES (?, ?, ?, ?)",
+                          (rid, _array_bytes(r.canvas), _array_bytes(r.cam), strokes_to_json(r.strokes)))
+                ids.append(int(rid))
+            return ids
+
+        return self._write(f"save {len(records)} drawings", run)
+
     def update_label(self, record_id: int, label: int | None, reason: str | None = None,
                      note: str | None = None) -> None:
         """Set a drawing's true label (0-9 or None) and report reason (None: not reported); ``note``

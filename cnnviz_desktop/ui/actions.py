@@ -108,6 +108,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
                run=lambda w, on: w.report_misclassification()),
     ActionSpec("export_png", "&Export drawing as PNG...", ("Ctrl+Shift+S",), "Save the drawing as a PNG image",
                menu="&File", run=lambda w, on: w.save_drawing()),
+    ActionSpec("export_drawings", "Export &drawings...", (),
+               "Write your saved drawings (the dashboard's selection, else all) to a drawings JSON file",
+               menu="&File", run=lambda w, on: w.export_drawings(), separator_before=True),
+    ActionSpec("import_drawings", "&Import drawings...", (),
+               "Add the drawings of a drawings JSON file to your saved drawings (all or nothing)",
+               menu="&File", run=lambda w, on: w.import_drawings()),
     ActionSpec("quit", "&Quit", ("Ctrl+Q",), "Quit CNNViz", menu="&File", group="Window",
                run=lambda w, on: w.close(), separator_before=True),
     # ---- Edit / drawing
@@ -117,6 +123,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                toolbar="Drawing", icon_text="Redo", group="Drawing", run=lambda w, on: w.session.redo()),
     ActionSpec("clear", "&Clear", ("Delete", "Backspace"), "Clear the drawing", menu="&Edit", toolbar="Drawing",
                icon_text="Clear", group="Drawing", run=lambda w, on: w.session.clear()),
+    ActionSpec("replay", "Re&play drawing", (),
+               "Clear the grid and redraw your strokes at their original pace, so the prediction can be "
+               "watched as the digit forms (Esc stops)", menu="&Edit", run=lambda w, on: w.replay_drawing()),
     ActionSpec("brush_down", "S&maller brush", ("[",), "Thinner brush", menu="&Edit", group="Drawing",
                help="brush smaller", run=lambda w, on: w.session.set_brush(w.session.brush - 0.2),
                separator_before=True),

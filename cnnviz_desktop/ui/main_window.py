@@ -582,6 +582,21 @@ class MainWindow(QMainWindow):
             self.report_dialog = None
         return self.save_to_history(label=dialog.label, reason=dialog.reason, note=dialog.note)
 
+    def export_drawings(self) -> None:
+        from .drawings_io import export_drawings
+
+        export_drawings(self)
+
+    def import_drawings(self) -> None:
+        from .drawings_io import import_drawings
+
+        import_drawings(self)
+
+    def replay_drawing(self) -> None:
+        from .drawings_io import replay_current
+
+        replay_current(self)
+
     def show_model_error(self, message: str) -> None:
         QMessageBox.warning(self, "Cannot load the model",
                             f"{message}\n\nThe current model stays loaded; your drawing is kept.")

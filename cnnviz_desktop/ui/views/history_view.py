@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 from ...core.errors import CnnvizError
 from ...core.history import Filter, History, export_folder, import_pngs, rerun
 from ..history_models import COLUMNS, HistoryAccess, HistoryTableModel
+from ..replay import SPEEDS, Replayer, speed_text
 from .base import Host, Style, View
 
 
@@ -217,6 +218,15 @@ class HistoryView(View):
         buttons = QHBoxLayout()
         self.open_button = QPushButton("Open")
         self.open_button.setToolTip("Put the selected drawing on the drawing grid (Enter or double-click)")
+        self.replay_button = QPushButton("Replay")
+        self.replay_button.setToolTip("Clear the grid and redraw the selected drawing stroke by stroke, through the "
+                                      "mouse's input path, so the class watches the prediction change as the digit "
+                                      "forms (Esc or Stop replay ends it)")
+        self.speed_box = QComboBox()
+        for speed in SPEEDS:
+            self.speed_box.addItem(speed_text(speed), speed)
+        self.speed_box.setToolTip("Replay speed: 1x is the original pace of the strokes, 2x and 4x faster")
+        self.speed_box.setAccessibleName("Replay speed")
         self.delete_button = QPushButton("Delete")
         self.delete_button.setToolTip("Delete the selected drawings (Delete key in the table)")
         self.undo_button = QPushButton("Undo delete")
@@ -240,7 +250,8 @@ class HistoryView(View):
         self.progress.setValue(0)
         self.status = QLabel("")
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        for b in (self.open_button, self.delete_button, self.undo_button, self.export_button, self.import_button,
+        for b in (self.open_button, self.replay_button, self.speed_box, self.delete_button, self.undo_button,
+                  self.export_button, self.import_button,
                   self.rerun_all_button, self.rerun_selected_button, self.cancel_button):
             buttons.addWidget(b)
         buttons.addWidget(self.progress)
@@ -270,6 +281,7 @@ class HistoryView(View):
         self.table.delete_pressed.connect(self.delete_selected)
         self.table.undo_pressed.connect(self.undo_delete)
         self.open_button.clicked.connect(self.open_current)
+        self.replay_button.clicked.connect(self._on_replay_clicked)
         self.delete_button.clicked.connect(self.delete_selected)
         self.undo_button.clicked.connect(self.undo_delete)
         self.export_button.clicked.connect(self.export_dialog)
@@ -413,6 +425,42 @@ class HistoryView(View):
             return
         self.host.session.load_pixels(np.array(record.canvas))
         self._say(f"Opened drawing #{record_id} on the grid (Ctrl+Z there brings back your drawing)")
+
+    def replay_row(self, row: int, speed: float | None = None) -> bool:
+        """Replay the drawing in ``row`` on the grid at ``speed`` (default: the speed box's choice)."""
+        from ...core.drawings import drawing_from_record
+        from ..drawings_io import replay
+
+        if self.host is None or row < 0 or row >= self.model.rowCount():
+            self._say("Select a drawing to replay first")
+            return False
+        record_id = self.model.id_at(row)
+        try:
+            drawing = drawing_from_record(self.access.get().get(record_id))
+        except CnnvizError as exc:
+            self._say(f"Cannot replay: {exc}")
+            return False
+        speed = float(self.speed_box.currentData()) if speed is None else float(speed)
+        replayer = replay(self.host, drawing, speed, f"drawing #{record_id}")
+        if replayer is None:
+            return False
+        self.replay_button.setText("Stop replay")
+        self.replay_button.setToolTip("Stop the replay (Esc); what was drawn so far stays on the grid")
+        replayer.finished.connect(self._on_replay_finished)
+        return True
+
+    def _on_replay_clicked(self) -> None:
+        replayer = Replayer.of(self.host) if self.host is not None else None
+        if replayer is not None and replayer.running:
+            replayer.stop()
+            return
+        index = self.table.currentIndex()
+        self.replay_row(index.row() if index.isValid() else -1)
+
+    def _on_replay_finished(self, cancelled: bool) -> None:
+        Replayer.of(self.host).finished.disconnect(self._on_replay_finished)
+        self.replay_button.setText("Replay")
+        self.replay_button.setToolTip("Clear the grid and redraw the selected drawing stroke by stroke (Esc stops)")
 
     def delete_selected(self) -> None:
         ids = self.selected_ids()
