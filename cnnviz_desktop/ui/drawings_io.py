@@ -36,14 +36,6 @@ class DrawingsIO(QObject):
         self.setObjectName("DrawingsIO")
         self.window = window
         self.lane = QtTaskRunner("drawings-io", self)
-        # Work around ui/tasks.py connecting destroyed(QObject) straight to TaskRunner.shutdown(timeout): the
-        # object would arrive as the timeout (TypeError on teardown). Reported to the lead; remove once fixed.
-        runner = self.lane._runner
-        try:
-            self.lane.destroyed.disconnect(runner.shutdown)
-        except (RuntimeError, TypeError):
-            pass
-        self.destroyed.connect(lambda *_: runner.shutdown(timeout=1.0))
         self.lane.finished.connect(self._on_finished)
         self.lane.failed.connect(self._on_failed)
         self.lane.progress.connect(self._on_progress)
