@@ -7,7 +7,7 @@ The format (``.json``, UTF-8)::
 - ``x``, ``y``: grid cells from 0 to 28 (x = column, y = row, continuous; the centre of cell (r, c) is
   (c + 0.5, r + 0.5)), the canvas's own coordinates (core.canvas, core.strokes);
 - ``t``: seconds (any origin; only differences matter), optional (``[x, y]`` or ``[x, y, null, p]``), never
-  decreasing within a drawing; points without ``t`` get a default pace (POINT_INTERVAL_S apart, STROKE_GAP_S
+  decreasing within a stroke; points without ``t`` get a default pace (POINT_INTERVAL_S apart, STROKE_GAP_S
   between strokes);
 - ``pressure``: 0-1, optional (1);
 - ``label``: the true digit 0-9 or null, optional; ``note``: text, optional;
@@ -176,6 +176,9 @@ def _parse_stroke(raw: Any, at: str, clock: float) -> tuple[DrawnStroke, float]:
     if len(raw) > MAX_POINTS:
         raise CnnvizError(f"{at}: {len(raw)} points, the limit is {MAX_POINTS} per stroke")
     points = np.empty((len(raw), 4), dtype=np.float64)
+    # Times never go back within a stroke; a stroke may start before the previous one ended (files whose
+    # strokes each count from 0): strokes are replayed in file order, the replay schedule takes no gap.
+    previous = 0.0
     for k, p in enumerate(raw):
         pat = f"{at}, point {k + 1}"
         if not isinstance(p, list) or not 2 <= len(p) <= 4:
@@ -189,10 +192,11 @@ def _parse_stroke(raw: Any, at: str, clock: float) -> tuple[DrawnStroke, float]:
             t = _number(p[2], pat, "t")
             if not 0.0 <= t <= MAX_T:
                 raise CnnvizError(f"{pat}: t is {_fmt(t)}, must be 0-{_fmt(MAX_T)} seconds")
-            if t < clock:
-                raise CnnvizError(f"{pat}: t is {_fmt(t)}, earlier than the point before it ({_fmt(clock)} s); "
-                                  "times must never decrease within a drawing")
-            clock = t
+            if t < previous:
+                raise CnnvizError(f"{pat}: t is {_fmt(t)}, earlier than the point before it ({_fmt(previous)} s); "
+                                  "times must never decrease within a stroke")
+            previous = t
+            clock = max(clock, t)
         pressure = 1.0
         if len(p) == 4:
             pressure = _number(p[3], pat, "pressure")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import re
 import sqlite3
@@ -900,85 +899,6 @@ def export_json(records: Iterable[DrawingRecord], path: str | os.PathLike) -> in
     return len(doc["drawings"])
 
 
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-        raise CnnvizError(f"{where} must be a finite number, got {json.dumps(value)[:40]}")
-    return float(value)
-
-
-def parse_drawings(doc: Any, origin: str = "the drawings file") -> list[tuple[int | None, tuple[Stroke, ...], str]]:
-    """Validate a drawings document (see drawings_document / the README) -> [(label, strokes, note)].
-
-    Every field is checked; the first bad one raises CnnvizError naming the drawing index and the field.
-    Points: x and y in [0, 28] grid cells, t seconds >= 0 (optional: 10 ms apart), pressure in [0, 1]
-    (optional: 1).
-    """
-    from .canvas import DEFAULT_RADIUS, MAX_RADIUS, MIN_RADIUS
-
-    if not isinstance(doc, dict) or not isinstance(doc.get("drawings"), list):
-        raise CnnvizError(f'{origin} must be a JSON object {{"drawings": [...]}}')
-    drawings = doc["drawings"]
-    if len(drawings) > MAX_DRAWINGS:
-        raise CnnvizError(f"{origin} holds {len(drawings)} drawings; the limit is {MAX_DRAWINGS}: split it")
-    out, total = [], 0
-    for i, d in enumerate(drawings):
-        at = f"{origin}: drawing {i}"
-        if not isinstance(d, dict):
-            raise CnnvizError(f"{at} must be an object with 'strokes' (and optionally 'label')")
-        label = d.get("label")
-        if label is not None and (isinstance(label, bool) or not isinstance(label, int) or not 0 <= label <= 9):
-            raise CnnvizError(f"{at}: 'label' must be a digit 0-9 or null, got {json.dumps(label)[:40]}")
-        note = d.get("note", "")
-        if not isinstance(note, str) or len(note) > MAX_NOTE:
-            raise CnnvizError(f"{at}: 'note' must be text of at most {MAX_NOTE} characters")
-        raw = d.get("strokes")
-        if not isinstance(raw, list) or not raw:
-            raise CnnvizError(f"{at}: 'strokes' must be a non-empty list of strokes")
-        if len(raw) > MAX_STROKES:
-            raise CnnvizError(f"{at}: {len(raw)} strokes; the limit is {MAX_STROKES}")
-        strokes, clock = [], 0.0
-        for j, s in enumerate(raw):
-            sat = f"{at}, stroke {j}"
-            erase, radius = False, DEFAULT_RADIUS
-            if isinstance(s, dict):
-                erase = s.get("erase", False)
-                if not isinstance(erase, bool):
-                    raise CnnvizError(f"{sat}: 'erase' must be true or false")
-                radius = _number(s.get("radius", DEFAULT_RADIUS), f"{sat}: 'radius'")
-                if not MIN_RADIUS <= radius <= MAX_RADIUS:
-                    raise CnnvizError(f"{sat}: 'radius' must be between {MIN_RADIUS} and {MAX_RADIUS}")
-                s = s.get("points")
-            if not isinstance(s, list) or not s:
-                raise CnnvizError(f"{sat} must be a non-empty list of points [x, y, t, pressure]")
-            if len(s) > MAX_POINTS:
-                raise CnnvizError(f"{sat}: {len(s)} points; the limit is {MAX_POINTS}")
-            total += len(s)
-            if total > MAX_TOTAL_POINTS:
-                raise CnnvizError(f"{origin} holds more than {MAX_TOTAL_POINTS} points; split it")
-            points = np.empty((len(s), 4), dtype=np.float32)
-            for k, p in enumerate(s):
-                pat = f"{sat}, point {k}"
-                if not isinstance(p, list) or not 2 <= len(p) <= 4:
-                    raise CnnvizError(f"{pat} must be [x, y] or [x, y, t] or [x, y, t, pressure]")
-                x, y = _number(p[0], f"{pat}: x"), _number(p[1], f"{pat}: y")
-                if not (0.0 <= x <= GRID and 0.0 <= y <= GRID):
-                    raise CnnvizError(f"{pat}: x and y must be grid cells between 0 and {GRID}, got ({x}, {y})")
-                if len(p) >= 3:
-                    t = _number(p[2], f"{pat}: t")
-                    if t < 0 or t > 86_400:
-                        raise CnnvizError(f"{pat}: t must be seconds between 0 and 86400, got {t}")
-                else:
-                    t = clock
-                clock = t + 0.01
-                pressure = _number(p[3], f"{pat}: pressure") if len(p) == 4 else 1.0
-                if not 0.0 <= pressure <= 1.0:
-                    raise CnnvizError(f"{pat}: pressure must be between 0 and 1, got {pressure}")
-                points[k] = (x, y, t, pressure)
-            strokes.append(Stroke(points, erase=erase, radius=radius))
-        out.append((label, tuple(strokes), note))
-    return out
-
-
 def render_strokes(strokes: Sequence[Stroke], grid: int = GRID) -> tuple[np.ndarray, tuple[Stroke, ...] | None]:
     """Paint strokes through the canvas model (core.canvas.CanvasModel, the mouse's path) -> (pixels, strokes)."""
     from .canvas import CanvasModel
@@ -998,31 +918,13 @@ def render_strokes(strokes: Sequence[Stroke], grid: int = GRID) -> tuple[np.ndar
 def import_json(path: str | os.PathLike) -> list[DrawingRecord]:
     """Read a drawings file -> unsaved DrawingRecords (canvas painted from the strokes, no prediction).
 
-    Refuses (CnnvizError) a missing, huge (> MAX_JSON_BYTES) or malformed file, naming the bad drawing and field.
+    The file is read and validated by core.drawings (the one parser of drawings files): a missing, huge or
+    malformed file is refused (CnnvizError) naming the bad drawing, stroke and point (counted from 1).
     """
+    from .drawings import drawing_to_record, read_drawings
+
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise CnnvizError(f"{path} is {size / 1e6:.0f} MB; a drawings file may be at most "
-                              f"{MAX_JSON_BYTES >> 20} MB: split it")
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise CnnvizError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise CnnvizError(f"{path} is a folder") from exc
-    except OSError as exc:
-        raise CnnvizError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise CnnvizError(f"{path} is not a JSON drawings file ({exc})") from exc
-    records = []
-    for label, strokes, note in parse_drawings(doc, str(path)):
-        pixels, kept = render_strokes(strokes)
-        records.append(DrawingRecord(canvas=pixels, strokes=kept, label=label, note=note,
-                                     source=f"import:{path.name}"))
-    return records
+    return [drawing_to_record(d, source=f"import:{path.name}") for d in read_drawings(path)]
 
 
 _LABEL_IN_NAME = re.compile(r"(?:^|[-_])label[-_]?([0-9])(?:[-_.]|$)", re.IGNORECASE)
@@ -1100,5 +1002,5 @@ def rerun(history: History, loaded_model, ids: Iterable[int] | None = None,
 
 
 __all__ = ["DrawingRecord", "Filter", "History", "Outcome", "SCHEMA_VERSION", "analyse_record", "default_path",
-           "export_folder", "export_json", "import_json", "import_pngs", "parse_drawings", "record_from_snapshot",
+           "export_folder", "export_json", "import_json", "import_pngs", "record_from_snapshot",
            "rerun"]

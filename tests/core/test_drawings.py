@@ -98,7 +98,7 @@ def test_missing_times_get_the_default_pace():
     ({"drawings": [{"strokes": [[[1, 1, -1]]]}]}, "point 1: t is -1, must be 0-86400 seconds"),
     ({"drawings": [{"strokes": [[[1, 1, 0.5], [2, 2, 0.4]]]}]},
      "drawing 1, stroke 1, point 2: t is 0.4, earlier than the point before it"),
-    ({"drawings": [{"strokes": [[[1, 1, 2]], [[2, 2, 1]]]}]}, "stroke 2, point 1: t is 1, earlier"),
+    ({"drawings": [{"strokes": [[[1, 1, 2]], [[2, 2, 1], [3, 3, 0.5]]]}]}, "stroke 2, point 2: t is 0.5, earlier"),
     ({"drawings": [{"strokes": [[[1, 1, 0, 2]]]}]}, "point 1: pressure is 2, must be 0-1"),
     ({"drawings": [{"strokes": [[[1, 1, 0, 1, 5]]]}]}, "point 1 is [1, 1, 0, 1, 5], must be [x, y]"),
     ({"drawings": [{"strokes": [[5]]}]}, "point 1 is 5, must be [x, y]"),
@@ -219,3 +219,16 @@ def test_importing_a_file_into_the_history_is_all_or_nothing(tmp_path):
         with pytest.raises(CnnvizError, match="disk holding .* is full"):
             history.save_all(records)
         assert history.count() == 2
+
+
+def test_strokes_may_each_count_their_times_from_zero():
+    """A file whose strokes each restart at t = 0 (as some exporters write them) is read; the replay keeps the
+    strokes in file order and takes no time between them."""
+    from cnnviz_desktop.core.drawings import parse_drawings, replay_schedule
+
+    (drawing,) = parse_drawings({"drawings": [{"strokes": [[[1, 1, 0], [2, 2, 0.5]], [[3, 3, 0], [4, 4, 0.2]]]}]})
+    schedule = replay_schedule(drawing)
+    delays = [d for d, _ in schedule]
+    assert delays == sorted(delays)
+    assert [e.stroke for _, e in schedule if e.kind == "press"] == [0, 1]
+    assert schedule.duration_s == pytest.approx(0.7)

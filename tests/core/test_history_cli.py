@@ -97,7 +97,7 @@ def test_rerun_json_shows_before_and_after(filled):
 def test_user_errors_are_one_line_and_exit_2(tmp_path, filled):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"drawings": [{"strokes": [[[1, 1]]]}, {"label": 3, "strokes": [[[1, 40]]]}]}))
-    assert_user_error(run("import", str(bad), user_data=filled), "drawing 1, stroke 0, point 0: x and y")
+    assert_user_error(run("import", str(bad), user_data=filled), "drawing 2, stroke 1, point 1: y is 40, must be 0-28")
     assert_user_error(run("import", str(tmp_path / "nothing"), user_data=filled), "no such file or folder")
     assert_user_error(run("rerun", "--model", str(tmp_path / "nope.safetensors"), user_data=filled), "error:")
     blocker = tmp_path / "file"
