@@ -41,7 +41,7 @@ __all__ = ["BLACK", "MIN_SIZE", "MAX_SIZE", "occlude", "patch_probabilities", "o
 # ---------------------------------------------------------------------------------------------- validation
 def _check_image(image01: Any) -> np.ndarray:
     try:
-        image = np.asarray(image01, dtype=np.float32)
+        image = np.array(image01, dtype=np.float32)  # a private, writable copy (snapshot arrays are read-only)
     except (TypeError, ValueError) as exc:
         raise CnnvizError(f"occlusion: the image must be a {INPUT_SIZE}x{INPUT_SIZE} array of numbers in "
                           f"[0, 1] ({exc})") from exc
@@ -84,7 +84,7 @@ def _check_target(target: Any) -> int:
 
 def _normalised(images01: np.ndarray) -> torch.Tensor:
     """(N, 28, 28) in [0, 1] -> (N, 1, 28, 28) float32 tensor in the network's units."""
-    t = torch.from_numpy(np.ascontiguousarray(images01, dtype=np.float32))
+    t = torch.tensor(np.asarray(images01, dtype=np.float32))  # a copy: torch refuses read-only numpy memory
     return ((t - MNIST_MEAN) / MNIST_STD)[:, None]
 
 

@@ -2,6 +2,7 @@
 cancellation on a background lane."""
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -65,6 +66,18 @@ def test_occlusion_map_is_a_logit_drop_where_the_ink_is(tiny, digits):
     ink = image > 0.5
     assert sens[ink].mean() > 0
     assert sens[ink].mean() > sens[~ink].mean()
+
+
+def test_read_only_images_are_accepted_without_warnings(tiny, digits):
+    """Snapshot arrays are read-only; torch warns on read-only numpy memory: the helpers copy."""
+    image = digits[0].copy()
+    image.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sens = occlusion_map(tiny.model, image, 7, size=10, stride=5)
+        probs = patch_probabilities(tiny.model, image, 3, 3, 4)
+        patched = occlude(image[None], 3, 3, 4)  # (1, 28, 28) as activations['input'] is accepted too
+    assert sens.shape == (28, 28) and probs.shape == (10,) and patched.flags.writeable
 
 
 def test_window_starts_follow_captum():
