@@ -34,8 +34,8 @@ MIN_SIZE, MAX_SIZE = 2, 10
 # torch's per-call overhead does not dominate (a full map at size 2, stride 1 is 27 x 27 = 729 windows).
 CHUNK = 128
 
-__all__ = ["BLACK", "MIN_SIZE", "MAX_SIZE", "occlude", "patch_probabilities", "occlusion_map",
-           "window_starts"]
+__all__ = ["BLACK", "MIN_SIZE", "MAX_SIZE", "occlude", "patch_logits", "patch_probabilities", "softmax",
+           "occlusion_map", "window_starts"]
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -121,17 +121,33 @@ def occlude(image01: Any, row: int, col: int, size: int) -> np.ndarray:
     return out
 
 
+def patch_logits(model: torch.nn.Module, image01: Any, row: int, col: int, size: int) -> np.ndarray:
+    """Class logits of the image with the patch at (row, col): one forward.
+
+    model: a network taking (N, 1, 28, 28) normalised input and returning (N, 10) logits;
+    image01: (28, 28) in [0, 1]; row, col, size: as :func:`occlude`. Returns (10,) float32 logits.
+    """
+    patched = occlude(image01, row, col, size)
+    with torch.no_grad():
+        x = _normalised(patched[None]).to(_model_dtype(model))
+        logits = model(x)[0]
+    return logits.to(torch.float32).numpy()
+
+
+def softmax(logits: Any) -> np.ndarray:
+    """Probabilities (float32, summing to 1) of a (10,) logit vector, computed stably in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max())
+    return (e / e.sum()).astype(np.float32)
+
+
 def patch_probabilities(model: torch.nn.Module, image01: Any, row: int, col: int, size: int) -> np.ndarray:
     """Class probabilities (softmax of the logits) of the image with the patch at (row, col): one forward.
 
     model: a network taking (N, 1, 28, 28) normalised input and returning (N, 10) logits;
     image01: (28, 28) in [0, 1]; row, col, size: as :func:`occlude`. Returns (10,) float32 summing to 1.
     """
-    patched = occlude(image01, row, col, size)
-    with torch.no_grad():
-        x = _normalised(patched[None]).to(_model_dtype(model))
-        probs = torch.softmax(model(x), dim=1)[0]
-    return probs.to(torch.float32).numpy()
+    return softmax(patch_logits(model, image01, row, col, size))
 
 
 def occlusion_map(model: torch.nn.Module, image01: Any, target: int, size: int = 4, stride: int = 1,

@@ -16,6 +16,7 @@ from cnnviz_desktop.core.occlusion import (
     MIN_SIZE,
     occlude,
     occlusion_map,
+    patch_logits,
     patch_probabilities,
     window_starts,
 )
@@ -109,6 +110,9 @@ def test_patch_probabilities_equal_the_model_on_the_occluded_image(request, digi
             expected = torch.softmax(model(x), dim=1)[0].numpy()
         assert probs.shape == (10,)
         assert np.abs(probs - expected).max() <= 1e-6
+        with torch.no_grad():
+            expected_logits = model(x)[0].numpy()
+        assert np.abs(patch_logits(model, image, row, col, size) - expected_logits).max() <= 1e-5
         assert probs.sum() == pytest.approx(1.0, abs=1e-5)
 
 

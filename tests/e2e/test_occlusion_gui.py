@@ -8,7 +8,7 @@ import os
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
 
-from cnnviz_desktop.core.occlusion import occlusion_map, patch_probabilities
+from cnnviz_desktop.core.occlusion import occlusion_map, patch_logits, patch_probabilities
 from cnnviz_desktop.ui.input_sim import drag
 
 from .test_main_window import settle
@@ -82,7 +82,12 @@ def test_occlusion_patch_drag_size_and_sensitivity_map(start_app, qtbot):
     expected = float(patch_probabilities(model, image, best[0], best[1], size)[explained])
     assert abs(p_ink - expected) < 1e-6
     assert view.drop is not None and view.drop > 0 and p_ink < p_paper
-    assert f"{p_ink:.1%}" in view.readout.text()
+    text = view.readout.text()
+    assert f"{p_ink:.1%}" in text or f"{p_ink:.3%}" in text
+    logits = patch_logits(model, image, best[0], best[1], size)
+    assert abs(view.patched_logit - float(logits[explained])) < 1e-5
+    assert view.unpatched_logit == float(snap.logits[explained]) and view.patched_logit < view.unpatched_logit
+    assert f"{view.patched_logit:.2f}" in text
 
     # Arrow keys move it one cell (focus is on the board after the click).
     qtbot.keyClick(board, Qt.Key.Key_Right)

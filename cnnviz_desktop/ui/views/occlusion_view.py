@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core import colors
-from ...core.occlusion import BLACK, MAX_SIZE, MIN_SIZE, occlusion_map, patch_probabilities
+from ...core.occlusion import BLACK, MAX_SIZE, MIN_SIZE, occlusion_map, patch_logits, softmax
 from ..qimage import to_qimage
 from ..tasks import QtTaskRunner
 from .base import Host, Style, View
@@ -54,6 +54,12 @@ def _explained(session) -> int | None:
     return session.predicted
 
 
+def _percent(p: float, signed: bool = False) -> str:
+    """A probability as a percentage, with more digits near 0 and 100% (where tiny's answers sit)."""
+    digits = 1 if 0.01 <= abs(p) <= 0.99 or p == 0 else 3
+    return f"{p:+.{digits}%}" if signed else f"{p:.{digits}%}"
+
+
 def _torch_model(session):
     model = session.model
     return getattr(model, "model", model)  # a weights.LoadedModel holds the torch module
@@ -69,8 +75,9 @@ class _Board(QWidget):
         super().__init__()
         self.owner = owner
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMouseTracking(False)
+        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)  # square images: the height follows the dock's width
+        self.setSizePolicy(policy)
         self.setAccessibleName("Occlusion patch")
         self.setToolTip("Drag the yellow-framed black square to hide part of the input; click, then use the "
                         "arrow keys to move it one cell (Shift: by its size).")
@@ -85,12 +92,13 @@ class _Board(QWidget):
         w, h = float(self.width()), float(self.height())
         title = QFontMetricsF(self.font()).height() + 2
         show_map = self.owner.map_visible
+        cap = self._max_side()
         if not show_map:
-            side = max(40.0, min(w - 2, h - title - 2))
+            side = max(40.0, min(w - 2, h - title - 2, cap))
             return QRectF((w - side) / 2, title, side, side), None
         legend = self._legend_height()
-        side_by_side = min((w - GAP) / 2, h - title - legend)
-        stacked = min(w - 2, (h - 2 * title - legend - GAP) / 2)
+        side_by_side = min((w - GAP) / 2, h - title - legend, cap)
+        stacked = min(w - 2, (h - 2 * title - legend - GAP) / 2, cap)
         if side_by_side >= stacked:
             side = max(40.0, side_by_side)
             left = (w - 2 * side - GAP) / 2
@@ -99,8 +107,21 @@ class _Board(QWidget):
         left = (w - side) / 2
         return QRectF(left, title, side, side), QRectF(left, 2 * title + side + GAP, side, side)
 
+    def _max_side(self) -> float:
+        return 340.0 * self.owner.scale
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802
+        title = QFontMetricsF(self.font()).height() + 2
+        if self.owner.map_visible:
+            return int(title + min((width - GAP) / 2, self._max_side()) + self._legend_height() + 2)
+        return int(title + min(width - 2, self._max_side()) + 2)
+
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(int(300 * self.owner.scale), int(300 * self.owner.scale))
+        width = int(300 * self.owner.scale)
+        return QSize(width, self.heightForWidth(width))
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802
         return QSize(120, 140)
@@ -242,10 +263,14 @@ class _Board(QWidget):
         bar = QRectF(rect.left(), rect.bottom() + 6, rect.width(), 8)
         painter.drawImage(bar, to_qimage(colors.signed_lut(owner.palette)[None, :, :]))
         painter.setPen(QColor(210, 214, 222))
-        text_rect = QRectF(rect.left(), bar.bottom() + 2, rect.width(), metrics.height() * 2 + 2)
         s = f"{scale:.2g}" if values is not None else "s"
-        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap,
-                         f"\u2212{s}  \u2190 logit drop \u2192  +{s}\nred: hiding it lowers the score; blue: raises it")
+        lines = (f"\u2212{s}  \u2190 logit drop \u2192  +{s}", "red: hiding lowers the score, blue: raises it")
+        for i, text in enumerate(lines):  # the text may use the board's whole width
+            left = 4.0 if rect.left() > self.width() / 3 else rect.left()
+            line_rect = QRectF(left, bar.bottom() + 2 + i * metrics.height(), self.width() - left - 4,
+                               metrics.height())
+            painter.drawText(line_rect, Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextSingleLine,
+                             metrics.elidedText(text, Qt.TextElideMode.ElideRight, line_rect.width()))
 
 
 class _DropBar(QWidget):
@@ -300,6 +325,8 @@ class OcclusionView(View):
         self.explained_class: int | None = None
         self.unpatched_probability: float | None = None
         self.patched_probability: float | None = None
+        self.unpatched_logit: float | None = None
+        self.patched_logit: float | None = None
         self._patch_key = None
         self.sensitivity: np.ndarray | None = None
         self.sensitivity_scale = 1.0
@@ -359,10 +386,11 @@ class OcclusionView(View):
 
         self.board = _Board(self)
         self.board.patch_moved.connect(self.set_patch)
-        layout.addWidget(self.board, 1)
+        layout.addWidget(self.board)
 
         self.readout = QLabel()
         self.readout.setWordWrap(True)
+        self.readout.setTextFormat(Qt.TextFormat.RichText)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.readout.setAccessibleName("Probability with and without the patch")
         layout.addWidget(self.readout)
@@ -386,6 +414,7 @@ class OcclusionView(View):
             w.setSizePolicy(policy)
             w.setVisible(False)
         layout.addLayout(progress_row)
+        layout.addStretch(1)
 
         self.patch_lane = QtTaskRunner("occlusion patch", self)
         self.patch_lane.finished.connect(self._on_patch_done)
@@ -467,6 +496,7 @@ class OcclusionView(View):
             self.map_button.blockSignals(True)
             self.map_button.setChecked(False)
             self.map_button.blockSignals(False)
+            self.board.updateGeometry()
             self.board.update()
         if running and self.host is not None:
             self.host.show_status("Sensitivity map cancelled", 4000)
@@ -493,6 +523,7 @@ class OcclusionView(View):
         self.image = None
         self.explained_class = None
         self.unpatched_probability = self.patched_probability = None
+        self.unpatched_logit = self.patched_logit = None
         self.sensitivity = None
         for w in self._progress_widgets:
             w.setVisible(False)
@@ -544,6 +575,7 @@ class OcclusionView(View):
             self.image = None
             self.explained_class = None
             self.unpatched_probability = self.patched_probability = None
+            self.unpatched_logit = self.patched_logit = None
             self._patch_key = None
             self.sensitivity = None
             self.map_message = "Draw a digit on the grid"
@@ -552,6 +584,7 @@ class OcclusionView(View):
             self.explained_class = _explained(session)
             # Without the patch: the analysis of the shown drawing (the same model, the same input).
             self.unpatched_probability = float(snap.probabilities[self.explained_class])
+            self.unpatched_logit = float(snap.logits[self.explained_class])
             if self.sensitivity is None:
                 self.map_message = "Press 'Sensitivity map' to sweep the patch over every position"
         self._request_patch()
@@ -574,17 +607,18 @@ class OcclusionView(View):
         model, image, (row, col, size), cls = _torch_model(self.session), self.image, self.patch, self.explained_class
 
         def task(ctx):
-            probs = patch_probabilities(model, image, row, col, size)
-            return key, float(probs[cls])
+            logits = patch_logits(model, image, row, col, size)
+            return key, float(softmax(logits)[cls]), float(logits[cls])
 
         self.patch_lane.submit(task)
 
     def _on_patch_done(self, _task_id: int, result) -> None:
-        key, probability = result
+        key, probability, logit = result
         if self.image is None or key != (*self._state_key(), *self.patch):
             return  # an answer for a patch, drawing or class no longer shown
         self._patch_key = key
         self.patched_probability = probability
+        self.patched_logit = logit
         self._render_readout()
 
     def _request_map(self) -> None:
@@ -652,6 +686,7 @@ class OcclusionView(View):
             self._wanted_map_key = None
             for w in self._progress_widgets:
                 w.setVisible(False)
+        self.board.updateGeometry()  # the map needs room: the board's height follows
         self.board.update()
         self._request_map()
 
@@ -662,10 +697,14 @@ class OcclusionView(View):
             self.readout.setText("Nothing drawn: draw a digit on the grid, then move the square over it.")
         else:
             row, col, size = self.patch
-            with_text = "\u2026" if self.patched_probability is None else f"{self.patched_probability:.1%}"
-            drop = self.drop
-            drop_text = "" if drop is None else f";  drop {drop:+.1%}" if drop < 0 else f";  drop {drop:.1%}"
-            self.readout.setText(f"P(digit {cls}): {self.unpatched_probability:.1%} without the patch \u2192 "
-                                 f"{with_text} with a {size}\u00d7{size} patch at row {row}, column {col}"
-                                 f"{drop_text}")
+            p0, p1 = self.unpatched_probability, self.patched_probability
+            if p1 is None or self.patched_logit is None:
+                with_text, logit_text = "\u2026", ""
+            else:
+                with_text = f"{_percent(p1)} (drop {_percent(p0 - p1, signed=True)})"
+                logit_text = (f"<br>Logit of {cls}: {self.unpatched_logit:.2f} \u2192 {self.patched_logit:.2f} "
+                              f"(drop {self.unpatched_logit - self.patched_logit:+.2f}). The map shows logit drops: "
+                              f"they do not saturate as probabilities do near 100%.")
+            self.readout.setText(f"<b>P(digit {cls})</b>: {_percent(p0)} without the patch \u2192 {with_text} "
+                                 f"with a {size}\u00d7{size} patch at row {row}, column {col}.{logit_text}")
         self.drop_bar.update()
