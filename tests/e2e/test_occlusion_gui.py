@@ -128,14 +128,17 @@ def test_occlusion_patch_drag_size_and_sensitivity_map(start_app, qtbot):
     np.testing.assert_allclose(view.sensitivity, occlusion_map(model, view.image, other, size=4), atol=1e-6)
 
 
-def test_occlusion_map_can_be_cancelled(start_app, qtbot):
+def test_hidden_view_does_no_work_and_the_map_can_be_cancelled(start_app, qtbot):
     window = start_app().window
     view = window.views["occlusion"]
-    window.toggle_view("occlusion")
-    qtbot.waitUntil(view.isVisible, timeout=5_000)
     drag(window.canvas, [(14.0, 4.0), (14.5, 24.0)])
     settle(qtbot, window)
+    # Hidden: no task on either lane; shown: it catches up with the drawing.
+    assert view.patch_lane.latest == 0 and view.map_lane.latest == 0 and view.image is None
+    window.toggle_view("occlusion")
+    qtbot.waitUntil(view.isVisible, timeout=5_000)
     qtbot.waitUntil(lambda: view.image is not None, timeout=5_000)
+    _wait_patch(qtbot, view)
     view.size_box.setValue(2)  # the most positions: 27 x 27
     view.map_button.setChecked(True)
     assert view.map_busy and view.cancel_button.isVisibleTo(view)

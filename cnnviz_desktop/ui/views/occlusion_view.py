@@ -594,8 +594,10 @@ class OcclusionView(View):
 
     def _state_key(self):
         session = self.session
-        snap = session.snapshot
-        return (session.generation, None if snap is None else snap.request_id, self.explained_class)
+        # The image's content, not the request id: a new analysis of the same drawing (e.g. after another
+        # digit was chosen) must not start the sweep again.
+        image = None if self.image is None else hash(self.image.tobytes())
+        return (session.generation, image, self.explained_class)
 
     def _request_patch(self) -> None:
         if self.session is None or self.image is None or self.explained_class is None or not self.isVisible():
