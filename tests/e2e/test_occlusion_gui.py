@@ -149,3 +149,14 @@ def test_hidden_view_does_no_work_and_the_map_can_be_cancelled(start_app, qtbot)
     view.map_button.setChecked(True)
     qtbot.waitUntil(lambda: view.sensitivity is not None and not view.map_busy, timeout=60_000)
     assert view.sensitivity.shape == (28, 28)
+    # Switching the model (Ctrl+M) drops tiny's map and computes the new model's.
+    tiny_map = view.sensitivity.copy()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.session.model is not None and window.session.model.arch.name == "wide",
+                    timeout=60_000)
+    settle(qtbot, window)
+    qtbot.waitUntil(lambda: view.sensitivity is not None and not view.map_busy, timeout=60_000)
+    wide = window.session.model.model
+    expected = occlusion_map(wide, view.image, view.explained_class, size=2)
+    np.testing.assert_allclose(view.sensitivity, expected, atol=1e-6)
+    assert np.abs(view.sensitivity - tiny_map).max() > 1e-3
