@@ -53,6 +53,8 @@ VIEWS: tuple[ViewSpec, ...] = (
              summary="the learned convolution kernels, grouped by input channel, on one signed scale"),
     ViewSpec("history", "Saved &history", "history_view", "HistoryView", "bottom", "Alt+5", visible=False,
              summary="your saved drawings: filter, search, accuracy and confusion matrix, open, re-run"),
+    ViewSpec("occlusion", "Occlusio&n", "occlusion_view", "OcclusionView", "right", "Alt+7", visible=False,
+             summary="hide part of your drawing under a black square and see the probability drop; sensitivity map"),
     ViewSpec("help", "How to &use", "help_view", "HelpView", "right", None, visible=False,
              summary="what every part of the window shows and how it is computed"),
 )
