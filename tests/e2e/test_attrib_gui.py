@@ -150,7 +150,7 @@ def test_compare_view_occlusion_pane(start_app, qtbot):
     qtbot.waitUntil(lambda: view.current_maps()[1] is not None
                     and view.panes[1].target == window.snapshot.target, timeout=60_000)
     snap = window.snapshot
-    image01 = np.asarray(snap.activations["input"][0])
+    image01 = np.array(snap.activations["input"][0])  # a writable copy: snapshot arrays are read-only
     expected = occlusion.occlusion_map(window.session.model.model, image01, snap.target, size=4, stride=1)
     np.testing.assert_allclose(view.current_maps()[1], expected, atol=1e-5)
     assert view.agreement == pytest.approx(attribution.agreement(snap.cam, expected))
