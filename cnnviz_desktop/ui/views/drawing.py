@@ -12,7 +12,7 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
-    QApplication, QButtonGroup, QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QSizePolicy,
+    QApplication, QButtonGroup, QComboBox, QFrame, QGridLayout, QLabel, QScrollArea, QSizePolicy,
     QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
@@ -108,8 +108,9 @@ class DrawingView(View):
         self.brush_slider.setRange(5, 40)
         self.brush_slider.setToolTip("Brush radius in cells ([ and ])")
         self.brush_slider.setAccessibleName("Brush size")
+        # The map selector names the overlay, beside its opacity slider (no extra line: the grid keeps its room).
         self._slider_labels = [QLabel("Overlay"), QLabel("Brush")]
-        sliders.addWidget(self._slider_labels[0], 0, 0)
+        sliders.addWidget(self.map_selector, 0, 0)
         sliders.addWidget(self.opacity_slider, 0, 1)
         sliders.addWidget(self._slider_labels[1], 0, 2)
         sliders.addWidget(self.brush_slider, 0, 3)
@@ -119,14 +120,9 @@ class DrawingView(View):
         self._tail = QWidget()
         tail = QVBoxLayout(self._tail)
         tail.setContentsMargins(0, 0, 0, 0)
-        tail.setSpacing(3)
+        tail.setSpacing(2)  # 2, not 3: the map selector's row is a few px taller than a label's
         tail.addWidget(self.legend)
-        method_row = QHBoxLayout()
-        method_row.setContentsMargins(0, 0, 0, 0)
-        method_row.setSpacing(6)
-        method_row.addWidget(self.map_selector, 0)
-        method_row.addWidget(self.method, 1)
-        tail.addLayout(method_row)
+        tail.addWidget(self.method)
         tail.addWidget(self.channel_scroll)
         tail.addWidget(self.blank_note)
         tail.addLayout(sliders)
@@ -164,6 +160,8 @@ class DrawingView(View):
         # still be pending: the same style always gives the same layout.
         line = QFontMetrics(QApplication.font()).lineSpacing()
         self.blank_note.setFixedHeight(int(line * lines + 4))
+        # A compact selector, as tall as a line of text (+4): the tail keeps the height it had with a label.
+        self.map_selector.setFixedHeight(int(line + 4))
         # On a projector every line counts: the method line is in the tooltip, the note is one line.
         self.method.setVisible(not style.presentation)
         self._rebuild_channels()
