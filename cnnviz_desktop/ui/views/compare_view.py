@@ -104,8 +104,8 @@ class CompareView(View):
             grid.addWidget(pane, 1, i)
             grid.setColumnStretch(i, 1)
         grid.setRowStretch(1, 1)
-        side = QVBoxLayout()
-        side.setSpacing(4)
+        row = QHBoxLayout()
+        row.setSpacing(6)
         self.class_selector = QComboBox()
         self.class_selector.setAccessibleName("Explained class")
         self.class_selector.setToolTip("Which class both methods explain: the prediction or any digit")
@@ -114,20 +114,18 @@ class CompareView(View):
             self.class_selector.addItem(str(digit), digit)
         self.class_selector.activated.connect(
             lambda i: self.session.set_target(self.class_selector.itemData(i)))
-        side.addWidget(QLabel("Explain"))
-        side.addWidget(self.class_selector)
+        row.addWidget(QLabel("Explain"))
+        row.addWidget(self.class_selector)
+        row.addStretch(1)
+        layout.addLayout(row)
+        layout.addLayout(grid, 1)
         self.agreement_label = QLabel("")
         self.agreement_label.setWordWrap(True)
         self.agreement_label.setToolTip("Overlap (intersection over union) of the two maps' strongest 10% of cells "
                                         "on the 28x28 input, by magnitude: 1 = the same cells, about 0.05 for two "
                                         "unrelated maps. The rank correlation compares every cell's |value|.")
         self.agreement_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        side.addWidget(self.agreement_label)
-        side.addStretch(1)
-        row = QHBoxLayout()
-        row.addLayout(grid, 4)
-        row.addLayout(side, 1)
-        layout.addLayout(row, 1)
+        layout.addWidget(self.agreement_label)
 
     # ------------------------------------------------------------------ protocol
     def attach(self, host: Host) -> None:
