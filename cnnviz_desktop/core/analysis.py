@@ -34,6 +34,16 @@ Fields added by the analysis engine (all with defaults, so older constructors ke
 - placement: the Preprocessed digit (where the ink's box went in the 28x28 input), to map input
   pixels back onto the canvas (e.g. a neuron's receptive field); None when empty.
 
+Extra maps, computed only when the request's ``options.extras`` names them (the views that show them
+are open, or the drawing overlay shows them); None otherwise and on an empty canvas:
+- saliency: (28, 28) |d score / d x| on the network input, x the normalised input ('saliency' in extras;
+  captum's Saliency(model).attribute(x, target=c, abs=True) gives the same numbers).
+- input_x_gradient: (28, 28) signed x * d score / d x ('inputxgrad'; captum's InputXGradient). Not zero
+  off the ink: there x = -0.4242 (see core/attribution.py).
+- canvas_saliency, canvas_input_x_gradient: the same resampled onto the canvas grid exactly as canvas_cam.
+The score is the snapshot's: logit[target] (- logit[contrast]). One torch forward + backward after the
+numpy pass, on the analysing thread; with no extras the per-stroke path is unchanged.
+
 Units and conventions of the engine (Analyzer):
 - The score is a LOGIT (or a logit difference), never a probability.
 - Contributions into the first conv layer use the normalised input the network actually sees,
@@ -46,7 +56,8 @@ Units and conventions of the engine (Analyzer):
   pixels it covers: for tiny/wide that is 'scale by 4 (bilinear, align_corners=False), pad (3, 5)'
   for the 5x5 grid. Pixels outside every cell's footprint get 0.
 - Timings keys: 'preprocess', 'forward', 'gradcam', 'canvas', 'contributions', 'significant',
-  'total' (milliseconds, measured in the thread that ran the analysis).
+  'total' (milliseconds, measured in the thread that ran the analysis); 'extras' too when extra maps
+  were computed (included in 'total').
 
 The engine computes everything after preprocessing in numpy (float32) from views of the model's
 weights: at this size torch's per-call overhead costs more than the arithmetic. Analyzer checks at
@@ -66,6 +77,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from .attribution import EXTRAS
 from .architecture import NUM_CLASSES, Architecture, LayerSpec, describe, last_conv_layer
 from .errors import CnnvizError
 from .wiring import Wiring, network_wiring
@@ -81,10 +93,12 @@ INPUT = 28
 @dataclass(frozen=True)
 class AnalysisOptions:
     """top_k: significant edges kept per destination neuron; floor: fraction of the layer's largest
-    |contribution| below which an edge is never significant."""
+    |contribution| below which an edge is never significant; extras: names of extra maps to compute
+    (a subset of EXTRAS: 'saliency', 'inputxgrad'; see the module docstring)."""
 
     top_k: int = 3
     floor: float = 0.05
+    extras: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,10 @@ class Snapshot:
     cam_lowres: np.ndarray | None = None
     gradients: np.ndarray | None = None
     placement: Preprocessed | None = None
+    saliency: np.ndarray | None = None
+    input_x_gradient: np.ndarray | None = None
+    canvas_saliency: np.ndarray | None = None
+    canvas_input_x_gradient: np.ndarray | None = None
 
 
 def freeze(array: np.ndarray) -> np.ndarray:
@@ -445,6 +463,9 @@ class Analyzer:
         for label, value in (("target", request.target), ("contrast", request.contrast)):
             if value is not None and (not isinstance(value, (int, np.integer)) or not 0 <= int(value) < NUM_CLASSES):
                 raise CnnvizError(f"{label} must be a class 0-{NUM_CLASSES - 1} or None, got {value!r}")
+        unknown = set(request.options.extras) - set(EXTRAS)
+        if unknown:
+            raise CnnvizError(f"unknown extra maps {sorted(unknown)}; choose from {', '.join(EXTRAS)}")
 
     def analyse(self, request: AnalysisRequest) -> Snapshot:
         """Analyse one canvas: preprocess, forward, Grad-CAM / HiResCAM, contributions, significance.
@@ -520,11 +541,17 @@ class Analyzer:
         logits = activations["output"]
         frozen_contributions = {k: freeze(v) for k, v in contributions.items()}
         t7 = clock()
+        extras: dict[str, np.ndarray | None] = {}
+        if options.extras:
+            extras = self._extras(options.extras, image, target, contrast, ry, rx_t)
+        t8 = clock()
         timings = {
             "preprocess": (t1 - t0) * 1e3, "forward": (t2 - t1) * 1e3, "gradcam": (t3 - t2) * 1e3,
             "canvas": (t4 - t3) * 1e3, "contributions": (t5 - t4) * 1e3, "significant": (t6 - t5) * 1e3,
-            "total": (t7 - t0) * 1e3,
+            "total": (t8 - t0) * 1e3,
         }
+        if options.extras:
+            timings["extras"] = (t8 - t7) * 1e3
         return Snapshot(
             request_id=request.request_id,
             empty=False,
@@ -549,7 +576,23 @@ class Analyzer:
             cam_lowres=freeze(lowres),
             gradients=freeze(grad),
             placement=prep,
+            **extras,
         )
+
+    def _extras(self, kinds: frozenset[str], image: np.ndarray, target: int, contrast: int | None,
+                ry: np.ndarray, rx_t: np.ndarray) -> dict[str, np.ndarray | None]:
+        """The requested extra maps (Snapshot field -> frozen array): one torch forward + backward."""
+        from .attribution import gradient_maps
+
+        sal, ixg = gradient_maps(self.model, image, target, contrast)
+        out: dict[str, np.ndarray | None] = {}
+        if "saliency" in kinds:
+            out["saliency"] = freeze(sal)
+            out["canvas_saliency"] = freeze(np.matmul(np.matmul(ry, sal), rx_t))
+        if "inputxgrad" in kinds:
+            out["input_x_gradient"] = freeze(ixg)
+            out["canvas_input_x_gradient"] = freeze(np.matmul(np.matmul(ry, ixg), rx_t))
+        return out
 
     def empty(self, request_id: int, canvas_shape: tuple[int, ...] = (INPUT, INPUT),
               timings: Mapping[str, float] | None = None) -> Snapshot:

@@ -19,6 +19,11 @@ Events (each an :class:`~cnnviz_desktop.core.events.Event`):
 - ``analysis_failed(message)``: the newest request could not be analysed.
 - ``picked_changed(picked)``: the picked neuron, ``(layer, index)`` or None.
 - ``canvas_changed()``: the drawing changed (after a stroke step, clear, undo, load).
+
+Extra maps: the engine computes saliency / gradient x input only when asked (AnalysisOptions.extras).
+A view that shows them calls ``need(owner, kinds)`` when it is shown and ``release(owner)`` when it is
+hidden; the overlay's map kind adds its own. :meth:`extras` is the union; a change of it re-requests the
+drawing once, so the open views get their maps without waiting for the next stroke.
 """
 
 from __future__ import annotations
@@ -33,7 +38,10 @@ from .architecture import NUM_CLASSES, describe, last_conv_layer, receptive_fiel
 from .canvas import CanvasModel
 from .events import Event
 
-MAP_KINDS = ("gradcam", "hirescam")
+MAP_KINDS = ("gradcam", "hirescam", "saliency", "inputxgrad")
+# Overlay map kinds that need an extra map from the engine (AnalysisOptions.extras).
+MAP_EXTRAS = {"saliency": "saliency", "inputxgrad": "inputxgrad"}
+EXTRA_KINDS = ("saliency", "inputxgrad")
 PALETTES = ("default", "colorblind")
 CONNECTION_MODES = ("significant", "all", "none")
 OPACITY_RANGE = (0.0, 1.0)
@@ -132,7 +140,7 @@ class WorkerResult:
 class OverlayMap:
     """The signed map the drawing grid shows. values: (H, W) float32 on the canvas grid; scale: the
     magnitude that maps to full colour (one scale for 'Both' and every channel, so a weak channel looks
-    weak); kind, channel: what it is."""
+    weak; for saliency, which is unsigned, its max); kind, channel: what it is."""
 
     values: np.ndarray
     scale: float
@@ -164,6 +172,8 @@ class Session:
         self._accepted_id = -1
         self.dropped = 0
         self._rotate_before_presentation = False
+        self._needs: dict[str, frozenset[str]] = {}
+        self._extras: frozenset[str] = frozenset()
         self.canvas.set_radius(self._state["brush"])
 
     # ------------------------------------------------------------------ settings
@@ -180,6 +190,7 @@ class Session:
             except (TypeError, ValueError) as exc:
                 problems.append(f"setting {spec.key} ignored ({exc})")
         self._state["brush"] = self.canvas.set_radius(self._state["brush"])
+        self._update_extras()
         return problems
 
     def last_model(self, default: str = "tiny") -> str:
@@ -228,7 +239,46 @@ class Session:
         self.set_channel(order[(current + step) % len(order)])
 
     def set_map_kind(self, kind: str) -> None:
-        self._set("map_kind", _choice(MAP_KINDS)(kind))
+        """The overlay's map: 'gradcam', 'hirescam', 'saliency' or 'inputxgrad' (the last two ask the
+        engine for their extra map)."""
+        if self._set("map_kind", _choice(MAP_KINDS)(kind)):
+            self._update_extras()
+
+    def cycle_map_kind(self, step: int = 1) -> None:
+        """Step the overlay through MAP_KINDS (Grad-CAM, HiResCAM, saliency, gradient x input)."""
+        self.set_map_kind(MAP_KINDS[(MAP_KINDS.index(self.map_kind) + step) % len(MAP_KINDS)])
+
+    # ------------------------------------------------------------------ extra maps
+    def need(self, owner: str, kinds) -> None:
+        """``owner`` (a view id) needs the extra maps ``kinds`` (subset of EXTRA_KINDS) from now on;
+        replaces what it needed before. Raises ValueError for an unknown kind."""
+        kinds = frozenset(kinds)
+        unknown = kinds - set(EXTRA_KINDS)
+        if unknown:
+            raise ValueError(f"unknown extra maps {sorted(unknown)}; choose from {', '.join(EXTRA_KINDS)}")
+        if kinds:
+            self._needs[str(owner)] = kinds
+        else:
+            self._needs.pop(str(owner), None)
+        self._update_extras()
+
+    def release(self, owner: str) -> None:
+        """``owner`` no longer needs any extra map (its view was hidden)."""
+        self._needs.pop(str(owner), None)
+        self._update_extras()
+
+    def extras(self) -> frozenset[str]:
+        """The extra maps every request asks for: the union of the owners' needs and the overlay's kind."""
+        return self._extras
+
+    def _update_extras(self) -> None:
+        union = set().union(*self._needs.values()) if self._needs else set()
+        if self.map_kind in MAP_EXTRAS:
+            union.add(MAP_EXTRAS[self.map_kind])
+        union = frozenset(union)
+        if union != self._extras:
+            self._extras = union
+            self.request()
 
     def set_overlay_visible(self, visible: bool) -> None:
         self._set("overlay_visible", bool(visible))
@@ -334,12 +384,13 @@ class Session:
         (and nothing emitted) while no model is loaded."""
         if self.model is None:
             return None
-        from .analysis import AnalysisRequest
+        from .analysis import AnalysisOptions, AnalysisRequest
 
         self.last_request_id += 1
         # The strokes (polylines) let preprocessing draw the digit at a pen width relative to its size.
+        options = AnalysisOptions(extras=self._extras) if self._extras else AnalysisOptions()
         request = AnalysisRequest(self.last_request_id, self.canvas.pixels.copy(), target=self.target,
-                                  contrast=self.contrast, strokes=self.canvas.strokes)
+                                  contrast=self.contrast, strokes=self.canvas.strokes, options=options)
         self.request_made.emit(request)
         return request
 
@@ -388,6 +439,11 @@ class Session:
         if self.map_kind == "hirescam":
             values = snap.canvas_hirescam
             return OverlayMap(values, float(np.abs(values).max()), "hirescam", None)
+        if self.map_kind in MAP_EXTRAS:
+            values = snap.canvas_saliency if self.map_kind == "saliency" else snap.canvas_input_x_gradient
+            if values is None:  # the request that asks for it is still being analysed
+                return None
+            return OverlayMap(values, float(np.abs(values).max()), self.map_kind, None)
         scale = float(max(np.abs(snap.canvas_cam).max(), np.abs(snap.canvas_cam_channels).max()))
         channel = self.channel if self.channel is not None and self.channel < len(snap.canvas_cam_channels) else None
         values = snap.canvas_cam if channel is None else snap.canvas_cam_channels[channel]

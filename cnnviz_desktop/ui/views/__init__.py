@@ -53,8 +53,12 @@ VIEWS: tuple[ViewSpec, ...] = (
              summary="the learned convolution kernels, grouped by input channel, on one signed scale"),
     ViewSpec("history", "Saved &history", "history_view", "HistoryView", "bottom", "Alt+5", visible=False,
              summary="your saved drawings: filter, search, accuracy and confusion matrix, open, re-run"),
+    ViewSpec("saliency", "Sal&iency", "saliency_view", "SaliencyView", "right", "Alt+6", visible=False,
+             summary="saliency |d score / d pixel| and gradient x input of your drawing, for any class"),
     ViewSpec("occlusion", "Occlusio&n", "occlusion_view", "OcclusionView", "right", "Alt+7", visible=False,
              summary="hide part of your drawing under a black square and see the probability drop; sensitivity map"),
+    ViewSpec("compare", "C&ompare methods", "compare_view", "CompareView", "right", "Alt+0", visible=False,
+             summary="two explanation methods side by side on your drawing, and how much they agree"),
     ViewSpec("help", "How to &use", "help_view", "HelpView", "right", None, visible=False,
              summary="what every part of the window shows and how it is computed"),
 )

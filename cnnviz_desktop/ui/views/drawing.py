@@ -1,5 +1,6 @@
-"""The drawing view: the 28x28 grid with its Grad-CAM overlay, a legend that says what the colours mean,
-one thumbnail per Grad-CAM channel (and 'Both'), and the opacity and brush sliders.
+"""The drawing view: the 28x28 grid with its explanation overlay (Grad-CAM, HiResCAM, saliency or gradient
+x input, chosen in the map selector), a legend that says what the colours mean, one thumbnail per Grad-CAM
+channel (and 'Both'), and the opacity and brush sliders.
 
 Everything shown comes from the session: the canvas model it draws into, the overlay map and its scale,
 the channel maps, the blank-paper channels, the picked neuron's receptive field.
@@ -11,8 +12,8 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
-    QApplication, QButtonGroup, QFrame, QGridLayout, QLabel, QScrollArea, QSizePolicy, QSlider, QToolButton,
-    QVBoxLayout, QWidget,
+    QApplication, QButtonGroup, QComboBox, QFrame, QGridLayout, QLabel, QScrollArea, QSizePolicy,
+    QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ...core import colors
@@ -21,6 +22,16 @@ from ..qimage import to_qimage
 from .base import Host, Style, View
 
 THUMB = 40  # px, normal mode (x 1.2 in presentation)
+# The overlay's map kinds (session.MAP_KINDS) as the selector names them, with their tooltips.
+MAP_CHOICES = (
+    ("gradcam", "Grad-CAM", "Grad-CAM: channel-averaged gradient x activation of the last conv block (coarse, 5x5)"),
+    ("hirescam", "HiResCAM", "HiResCAM: exact gradient x activation per cell of the last conv block (M)"),
+    ("saliency", "Saliency", "Saliency: |d score / d pixel|, where a small change of ink changes the score most "
+                             "(unsigned, pixel-sharp, noisy)"),
+    ("inputxgrad", "Gradient \u00d7 input", "Gradient x input: pixel value x gradient, signed. Not zero on blank "
+                                         "paper: a black pixel is -0.42 in the network's units, so it gets "
+                                         "credit or blame too"),
+)
 
 
 def _thumbnail(values: np.ndarray, scale: float, palette: str, size: int, ink: np.ndarray) -> QPixmap:
@@ -52,6 +63,13 @@ class DrawingView(View):
         self.method = QLabel()
         self.method.setStyleSheet("color: #9aa3b2;")
         self.method.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.map_selector = QComboBox()
+        self.map_selector.setAccessibleName("Overlay map")
+        self.map_selector.setToolTip("Which explanation the overlay shows (N cycles through them)")
+        for i, (kind, text, tip) in enumerate(MAP_CHOICES):
+            self.map_selector.addItem(text, kind)
+            self.map_selector.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
+        self.map_selector.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.legend.setAccessibleName("Overlay legend")
         self.legend.setToolTip("Grad-CAM: which cells pushed the network towards (red) or against (blue) the "
                                "explained digit. Click a probability bar to explain another digit; Shift+click "
@@ -90,8 +108,9 @@ class DrawingView(View):
         self.brush_slider.setRange(5, 40)
         self.brush_slider.setToolTip("Brush radius in cells ([ and ])")
         self.brush_slider.setAccessibleName("Brush size")
+        # The map selector names the overlay, beside its opacity slider (no extra line: the grid keeps its room).
         self._slider_labels = [QLabel("Overlay"), QLabel("Brush")]
-        sliders.addWidget(self._slider_labels[0], 0, 0)
+        sliders.addWidget(self.map_selector, 0, 0)
         sliders.addWidget(self.opacity_slider, 0, 1)
         sliders.addWidget(self._slider_labels[1], 0, 2)
         sliders.addWidget(self.brush_slider, 0, 3)
@@ -101,7 +120,7 @@ class DrawingView(View):
         self._tail = QWidget()
         tail = QVBoxLayout(self._tail)
         tail.setContentsMargins(0, 0, 0, 0)
-        tail.setSpacing(3)
+        tail.setSpacing(2)  # 2, not 3: the map selector's row is a few px taller than a label's
         tail.addWidget(self.legend)
         tail.addWidget(self.method)
         tail.addWidget(self.channel_scroll)
@@ -120,6 +139,7 @@ class DrawingView(View):
         self.canvas.canvas_changed.connect(session.canvas_edited)
         self.opacity_slider.valueChanged.connect(lambda v: session.set_overlay_opacity(v / 100))
         self.brush_slider.valueChanged.connect(lambda v: session.set_brush(v / 10))
+        self.map_selector.activated.connect(lambda i: session.set_map_kind(self.map_selector.itemData(i)))
         session.changed.connect(self._on_changed)
         session.snapshot_changed.connect(lambda _snap: self.render())
         session.model_changed.connect(lambda _model: self._rebuild_channels())
@@ -140,6 +160,8 @@ class DrawingView(View):
         # still be pending: the same style always gives the same layout.
         line = QFontMetrics(QApplication.font()).lineSpacing()
         self.blank_note.setFixedHeight(int(line * lines + 4))
+        # A compact selector, as tall as a line of text (+4): the tail keeps the height it had with a label.
+        self.map_selector.setFixedHeight(int(line + 4))
         # On a projector every line counts: the method line is in the tooltip, the note is one line.
         self.method.setVisible(not style.presentation)
         self._rebuild_channels()
@@ -158,6 +180,13 @@ class DrawingView(View):
     def _on_canvas_changed(self) -> None:
         if self.session.canvas.is_empty:
             self.canvas.set_highlight(None)
+
+    def _sync_map_selector(self) -> None:
+        index = self.map_selector.findData(self.session.map_kind)
+        if index >= 0 and index != self.map_selector.currentIndex():
+            self.map_selector.blockSignals(True)
+            self.map_selector.setCurrentIndex(index)
+            self.map_selector.blockSignals(False)
 
     def _sync_sliders(self) -> None:
         for slider, value in ((self.opacity_slider, round(self.session.overlay_opacity * 100)),
@@ -206,6 +235,7 @@ class DrawingView(View):
         overlay = session.overlay()
         self.canvas.set_overlay(None if overlay is None else
                                 colors.signed_overlay(overlay.values, overlay.scale, session.palette))
+        self._sync_map_selector()
         self._render_legend()
         maps = session.channel_maps()
         blank = set(session.blank_paper_channels())
@@ -249,8 +279,20 @@ class DrawingView(View):
             self.method.setText("Draw a digit to see what the network looked at")
             return
         shown = session.target if session.target is not None else snap.predicted
-        what = "HiResCAM" if session.map_kind == "hirescam" else (
-            "Grad-CAM, both channels" if session.channel is None else f"Grad-CAM, channel {session.channel}")
+        kind = session.map_kind
+        what = {"hirescam": "exact gradient \u00d7 activation per cell", "saliency": "|gradient|",
+                "inputxgrad": "pixel \u00d7 gradient, also off the ink"}.get(kind) or (
+            "both channels" if session.channel is None else f"channel {session.channel}")
+        if kind == "saliency":
+            # Unsigned: no 'against'. Red marks where a small change of ink changes the score most.
+            hidden = " (hidden: H shows it)" if not session.overlay_visible else ""
+            verb = "for" if self._style.presentation else "sensitive for"
+            target = f"{shown}" if session.contrast is None else f"{shown} vs {session.contrast}"
+            self.legend.setText(f"<b><span style='color:{red}'>red</span></b>: {verb} {target} &nbsp; "
+                                f"pale: insensitive")
+            self.method.setText(f"{what}{hidden}")
+            self.method.setToolTip(f"Saliency: |d score / d pixel| for {session.explains_text()}")
+            return
         if session.contrast is not None:
             towards = f"{shown}, not {session.contrast}" if self._style.presentation else \
                 f"towards {shown} rather than {session.contrast}"
