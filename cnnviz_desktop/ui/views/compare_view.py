@@ -67,11 +67,6 @@ class CompareView(View):
         self._occlusion_error: tuple = ()  # (key, message) of the last failure
         self._occlusion_progress = 0.0
         self.lane = QtTaskRunner("compare-occlusion", self)
-        # QtTaskRunner connects destroyed(QObject) to TaskRunner.shutdown(timeout), which then receives the
-        # QObject as its timeout and raises; shut the lane down from here instead (lead told).
-        self.lane.destroyed.disconnect()
-        lane = self.lane
-        self.destroyed.connect(lambda *_args: lane.shutdown())
         self.lane.finished.connect(self._on_occlusion_done)
         self.lane.failed.connect(self._on_occlusion_failed)
         self.lane.progress.connect(self._on_occlusion_progress)

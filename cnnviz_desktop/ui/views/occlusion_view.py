@@ -424,12 +424,6 @@ class OcclusionView(View):
         self.map_lane.finished.connect(self._on_map_done)
         self.map_lane.failed.connect(self._on_map_failed)
         self.map_lane.cancelled.connect(self._on_map_cancelled)
-        lanes = (self.patch_lane, self.map_lane)
-        for lane in lanes:
-            # ui/tasks.py connects destroyed to TaskRunner.shutdown, which then gets the QObject as its
-            # timeout (TypeError on close); stop the lanes ourselves when the view goes.
-            lane.destroyed.disconnect()
-        self.destroyed.connect(lambda *_args, lanes=lanes: [lane.shutdown() for lane in lanes])
         self._render_readout()
 
     # ------------------------------------------------------------------ public state
