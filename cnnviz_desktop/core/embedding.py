@@ -456,3 +456,29 @@ def compute_set(model: Any, sha256: str, images: np.ndarray, labels: np.ndarray,
         if on_step is not None:
             on_step(int(perplexity), time.perf_counter() - start)
     return result
+
+
+def self_check(weights_directory: str | os.PathLike | None = None) -> dict:
+    """A quick check that embeddings work in this installation (the frozen bundle's --self-test): every
+    shipped ``*.embedding.npz`` loads and validates, and openTSNE runs a small t-SNE (150 random points, about a
+    second) whose placement helper works. Returns {'files': {name: points}, 'tsne_points': n, 'ok': bool,
+    'error': message or None}; never raises."""
+    from .paths import weights_dir
+
+    report: dict = {"files": {}, "tsne_points": 0, "ok": False, "error": None}
+    try:
+        folder = Path(weights_directory) if weights_directory is not None else weights_dir()
+        for path in sorted(folder.glob("*.embedding.npz")):
+            report["files"][path.name.split(".")[0]] = len(EmbeddingSet.load(path))
+        rng = np.random.default_rng(0)
+        centres = rng.normal(scale=8.0, size=(3, 8))
+        x = (centres[rng.integers(0, 3, 150)] + rng.normal(size=(150, 8))).astype(np.float32)
+        coords = tsne(x, perplexity=10)
+        place(x[0], x, coords)
+        report["tsne_points"] = len(coords)
+        report["ok"] = bool(np.all(np.isfinite(coords))) and bool(report["files"])
+        if not report["files"]:
+            report["error"] = f"no precomputed embeddings in {folder}"
+    except Exception as exc:  # noqa: BLE001 - reported by the self-test
+        report["error"] = f"{type(exc).__name__}: {exc}"
+    return report

@@ -53,6 +53,8 @@ VIEWS: tuple[ViewSpec, ...] = (
              summary="the learned convolution kernels, grouped by input channel, on one signed scale"),
     ViewSpec("history", "Saved &history", "history_view", "HistoryView", "bottom", "Alt+5", visible=False,
              summary="your saved drawings: filter, search, accuracy and confusion matrix, open, re-run"),
+    ViewSpec("embedding", "Embeddin&gs", "embedding_view", "EmbeddingView", "right", "Alt+9", visible=False,
+             summary="5,000 test digits as PCA and t-SNE maps of dense1, with your drawing as a live marker"),
     ViewSpec("help", "How to &use", "help_view", "HelpView", "right", None, visible=False,
              summary="what every part of the window shows and how it is computed"),
 )
