@@ -146,6 +146,7 @@ SMOKE_RUNS = [([], "default"), (["--model", "wide"], "wide"), (["--presentation"
 # Files the bundle must hold (relative to dist/cnnviz/_internal) and files it must not.
 BUNDLE_REQUIRED_FILES = [
     "weights/tiny.safetensors", "weights/tiny.json", "weights/wide.safetensors", "weights/wide.json",
+    "weights/tiny.embedding.npz", "weights/wide.embedding.npz",
     "resources/icons/cnnviz.png", "resources/cnnviz.desktop",
     "torch/bin/torch_shm_manager", "torch/__init__.py", "torch/lib/libtorch_cpu.so",
     "PySide6/QtOpenGL.abi3.so", "PySide6/QtOpenGLWidgets.abi3.so",
@@ -158,6 +159,7 @@ BUNDLE_REQUIRED_MODULES = [
     "OpenGL.arrays.numpymodule", "pyqtgraph.opengl", "pyqtgraph.opengl.GLViewWidget", "pyqtgraph.opengl.shaders",
     "pyqtgraph.opengl.items.GLMeshItem", "pyqtgraph.opengl.items.GLLinePlotItem",
     "pyqtgraph.opengl.items.GLScatterPlotItem", "sympy", "safetensors.torch", "platformdirs",
+    "openTSNE.tsne", "openTSNE.affinity", "scipy.sparse", "scipy.spatial", "sklearn.decomposition",
 ]
 BUNDLE_FORBIDDEN_MODULES = ["pytest", "captum", "matplotlib", "tkinter", "PyInstaller"]
 

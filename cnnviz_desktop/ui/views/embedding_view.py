@@ -216,7 +216,7 @@ class _Map(QWidget):
         """Where point ``index`` is drawn, in the plot viewport's coordinates (tests, the inset)."""
         vb = self.plot.getPlotItem().vb
         scene = vb.mapViewToScene(QPointF(float(self.coords[index, 0]), float(self.coords[index, 1])))
-        return self.plot.mapFromScene(scene)
+        return QPointF(self.plot.mapFromScene(scene))
 
     def _on_moved(self, scene_pos) -> None:
         self.owner.hover(self, self.nearest(scene_pos))
@@ -245,6 +245,11 @@ class EmbeddingView(View):
         self.hovered: tuple[int, int] | None = None  # (reference index, label) under the pointer
         self.brushes = [pg.mkBrush(*c, 200) for c in DIGIT_COLORS]
         self.lane = QtTaskRunner("embeddings", self)
+        # ui/tasks.py connects destroyed -> TaskRunner.shutdown, which then gets the QObject as its timeout
+        # (TypeError at teardown); stop the lane through the adapter's own shutdown() instead.
+        stop = self.lane.shutdown
+        self.lane.destroyed.disconnect()
+        self.lane.destroyed.connect(lambda *_args: stop())
         self.lane.progress.connect(self._on_progress)
         self.lane.finished.connect(self._on_finished)
         self.lane.failed.connect(self._on_failed)
