@@ -112,3 +112,23 @@ def test_embeddings_view_maps_marker_perplexity_hover_and_click(start_app, qtbot
     qtbot.waitUntil(lambda: np.allclose(window.session.canvas.pixels, image, atol=1e-6), timeout=5_000)
     snap = settle(qtbot, window)
     assert not snap.empty
+
+
+def test_without_data_the_view_says_so_and_a_chosen_folder_is_used_and_remembered(start_app, qtbot, mnist_dir,
+                                                                                 monkeypatch, tmp_path):
+    monkeypatch.delenv("CNNVIZ_MNIST_DIR", raising=False)
+    monkeypatch.setenv("CNNVIZ_USER_DATA", str(tmp_path / "user"))
+    window = start_app().window
+    view = window.views["embedding"]
+    window.toggle_view("embedding")
+    qtbot.waitUntil(view.isVisible, timeout=5_000)
+    assert "MNIST test set" in view.status and "not found" in view.status
+    assert view.choose_button.isVisible() and view.download_button.isVisible()
+    assert view.ready is None and view.points_shown() == (0, 0)
+    # A folder without the files is refused in words; the right one is used and kept in the settings.
+    view.set_data_dir(tmp_path)
+    assert "not found" in view.status and str(tmp_path) in view.status
+    view.set_data_dir(mnist_dir)
+    qtbot.waitUntil(lambda: view.ready is not None and view.shown_perplexity == 30, timeout=120_000)
+    assert view.points_shown() == (5000, 5000) and not view.choose_button.isVisible()
+    assert window.session.store.value("data/mnist_dir") == str(mnist_dir)
