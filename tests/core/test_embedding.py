@@ -218,3 +218,15 @@ def test_load_available_merges_the_shipped_file_with_the_cache_and_reports_bad_o
     merged, problems = emb.load_available(model_path, "a" * 64)
     assert merged.perplexities == (5,) and len(problems) == 1 and "Delete it" in problems[0]
     assert emb.cache_path("a" * 64).exists()  # reported, never deleted
+
+
+def test_refine_places_a_point_with_opentsne_near_its_own_class(wide_features):
+    features, labels = wide_features
+    ref, ref_labels = features[:1500], labels[:1500]
+    coords = emb.tsne(ref, perplexity=30)
+    hits = 0
+    for i in range(1500, 1510):  # points not in the reference map
+        xy = emb.refine(features[i], ref, coords, perplexity=30)
+        nearest = np.argsort(((coords - xy) ** 2).sum(1))[:10]
+        hits += int(np.bincount(ref_labels[nearest], minlength=10).argmax() == labels[i])
+    assert hits >= 9
