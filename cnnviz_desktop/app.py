@@ -245,6 +245,12 @@ class SelfTest(QObject):
             "layout": self.window.layout_report(),
             "history": history_self_check(self.window, snap),
         }
+        from .core.embedding import self_check as embedding_self_check
+
+        report["embedding"] = embedding_self_check()  # openTSNE/scipy/sklearn and the shipped maps are bundled
+        if not report["embedding"]["ok"]:
+            print(f"error: embeddings do not work: {report['embedding']['error']}", file=sys.stderr)
+            self.owner.exit_code = 1
         if self.owner.args.screenshot:
             path = Path(self.owner.args.screenshot)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import configparser
 import fnmatch
+import json
 import os
 import shutil
 import subprocess
@@ -49,6 +50,14 @@ def _spec_function(tree: ast.Module, name: str, namespace: dict):
     raise AssertionError(f"cnnviz.spec defines no {name}()")
 
 
+def _spec_augment(tree: ast.Module, name: str) -> ast.AST:
+    """The value of ``name += [...]`` at the top level of the spec (empty list if there is none)."""
+    for node in tree.body:
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
+            return node.value
+    return ast.List(elts=[], ctx=ast.Load())
+
+
 def _call(tree: ast.Module, func: str) -> ast.Call:
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
              and n.func.id == func]
@@ -76,12 +85,15 @@ def test_spec_data_files_hold_weights_and_resources_but_no_screenshots(spec_tree
     names = {(Path(src).relative_to(ROOT).as_posix(), dest) for src, dest in real}
     for weight in sorted((ROOT / "weights").glob("*.safetensors")) + sorted((ROOT / "weights").glob("*.json")):
         assert (weight.relative_to(ROOT).as_posix(), "weights") in names
+    # the precomputed PCA/t-SNE maps of the embeddings view
+    assert {("weights/tiny.embedding.npz", "weights"), ("weights/wide.embedding.npz", "weights")} <= names
     assert ("resources/icons/cnnviz.png", "resources/icons") in names
     assert ("resources/cnnviz.desktop", "resources") in names
     assert not [n for n, _ in names if n.startswith("resources/screenshots/") or n.endswith(".py")]
 
     # the same function on a fake tree: screenshots, caches and scripts are left out
-    for rel in ("weights/a.safetensors", "weights/a.json", "weights/notes.txt", "resources/style.qss",
+    for rel in ("weights/a.safetensors", "weights/a.json", "weights/a.embedding.npz", "weights/notes.txt",
+                "weights/other.npz", "resources/style.qss",
                 "resources/screenshots/main.png", "resources/icons/cnnviz.png", "resources/icons/make_icon.py",
                 "resources/icons/__pycache__/x.pyc"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +101,8 @@ def test_spec_data_files_hold_weights_and_resources_but_no_screenshots(spec_tree
     fake = _spec_function(spec_tree, "data_files", {"Path": Path, "ROOT": tmp_path})()
     got = sorted((Path(src).relative_to(tmp_path).as_posix(), dest) for src, dest in fake)
     assert got == [("resources/icons/cnnviz.png", "resources/icons"), ("resources/style.qss", "resources"),
-                   ("weights/a.json", "weights"), ("weights/a.safetensors", "weights")]
+                   ("weights/a.embedding.npz", "weights"), ("weights/a.json", "weights"),
+                   ("weights/a.safetensors", "weights")]
 
 
 def test_spec_hidden_imports_and_excludes(spec_tree):
@@ -108,23 +121,49 @@ def test_spec_hidden_imports_and_excludes(spec_tree):
     assert not {"QtCore", "QtGui", "QtWidgets", "QtOpenGL", "QtOpenGLWidgets", "QtSvg"} & set(qt_excludes)
 
 
+def test_spec_bundles_what_the_embeddings_import(spec_tree):
+    """openTSNE, and every scipy/scikit-learn module a t-SNE imports, survive the excludes (measured here: the
+    modules loaded after core.embedding.self_check() ran a small t-SNE)."""
+    hidden = _strings(_assigned(spec_tree, "HIDDEN_IMPORTS"))
+    assert "openTSNE" in hidden
+    excludes = set()
+    for name in ("QT_EXCLUDES", "TORCH_EXCLUDES", "OTHER_EXCLUDES", "SCIPY_SKLEARN_EXCLUDES"):
+        excludes |= set(_strings(_assigned(spec_tree, name)))
+    probe = ("import json, sys\n"
+             "from cnnviz_desktop.core import embedding\n"
+             "assert embedding.self_check()['ok']\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('openTSNE', 'scipy', 'sklearn'))))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"openTSNE.tsne", "scipy.sparse", "scipy.spatial", "sklearn.decomposition"} <= set(loaded)
+    blocked = [m for m in loaded if any(m == e or m.startswith(e + ".") for e in excludes)]
+    assert not blocked, f"excluded but imported by a t-SNE: {blocked}"
+
+
 def test_spec_drops_tests_and_translations_and_strips_only_libtorch(spec_tree):
     namespace = {
         "fnmatch": fnmatch,
-        "DROP_PATTERNS": ast.literal_eval(_assigned(spec_tree, "DROP_PATTERNS")) + ["torch/bin/*"],
+        "DROP_PATTERNS": ast.literal_eval(_assigned(spec_tree, "DROP_PATTERNS")) + ["torch/bin/*"]
+        + ast.literal_eval(_spec_augment(spec_tree, "DROP_PATTERNS")),
         "KEEP_PATTERNS": ast.literal_eval(_assigned(spec_tree, "KEEP_PATTERNS")),
     }
     dropped = _spec_function(spec_tree, "dropped", namespace)
     for dest in ("torch/test/test_api", "torch/bin/test_jit", "torch/bin/protoc", "torch/lib/libtorchbind_test.so",
                  "PySide6/Qt/translations/qtbase_de.qm", "PySide6/Qt/plugins/sqldrivers/libqsqlite.so",
-                 "torch/include/ATen/ATen.h"):
+                 "torch/include/ATen/ATen.h", "scipy/sparse/tests/test_base.py", "scipy/sparse/linalg/tests/x.py",
+                 "sklearn/datasets/data/iris.csv", "sklearn/neighbors/tests/test_kd_tree.py"):
         assert dropped(dest), dest
     for dest in ("torch/bin/torch_shm_manager", "torch/lib/libtorch_cpu.so", "torch/lib/libc10.so",
                  "torch/lib/libgomp.so.1", "torch/__init__.py", "PySide6/Qt/plugins/platforms/libqxcb.so",
                  "PySide6/Qt/plugins/platforms/libqwayland.so",
                  "PySide6/Qt/plugins/xcbglintegrations/libqxcb-glx-integration.so",
                  "PySide6/Qt/plugins/imageformats/libqsvg.so", "PySide6/Qt/lib/libQt6OpenGLWidgets.so.6",
-                 "numpy.libs/libscipy_openblas64_-ff651d7f.so", "weights/tiny.safetensors"):
+                 "numpy.libs/libscipy_openblas64_-ff651d7f.so", "weights/tiny.safetensors",
+                 "weights/wide.embedding.npz", "scipy/sparse/_base.py", "scipy.libs/libscipy_openblas-6cdc3b4a.so",
+                 "sklearn/neighbors/_kd_tree.cpython-311-x86_64-linux-gnu.so",
+                 "openTSNE/_tsne.cpython-311-x86_64-linux-gnu.so"):
         assert not dropped(dest), dest
     assert ast.literal_eval(_assigned(spec_tree, "STRIP_PATTERNS")) == ["torch/lib/libtorch_*.so"]
 

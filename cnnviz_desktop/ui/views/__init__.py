@@ -59,6 +59,8 @@ VIEWS: tuple[ViewSpec, ...] = (
              summary="hide part of your drawing under a black square and see the probability drop; sensitivity map"),
     ViewSpec("compare", "C&ompare methods", "compare_view", "CompareView", "right", "Alt+0", visible=False,
              summary="two explanation methods side by side on your drawing, and how much they agree"),
+    ViewSpec("embedding", "Embeddin&gs", "embedding_view", "EmbeddingView", "right", "Alt+9", visible=False,
+             summary="5,000 test digits as PCA and t-SNE maps of dense1, with your drawing as a live marker"),
     ViewSpec("help", "How to &use", "help_view", "HelpView", "right", None, visible=False,
              summary="what every part of the window shows and how it is computed"),
 )
