@@ -140,8 +140,9 @@ class MaxResult:
         pre-ReLU value), on that step's jittered image.
     tv: (n,) float32, the (unweighted) squared total variation of the image at each step.
     probs: (10,) float32, the network's probabilities for ``image01`` (not jittered).
-    score, activation: the objective on ``image01``: its score and its activation (relu(score) for a
-        hidden layer; the logit for a class or an output neuron).
+    score, activation: the objective on ``image01``: its score and its activation (read after the
+        layer's ReLU / pool, as the scene shows it: the channel's mean activation, the neuron's value;
+        the logit for a class or an output neuron).
     start_score, start_activation: the same on the start noise.
     step, steps: steps done and planned; done: True for the final result.
     """
@@ -170,7 +171,7 @@ class MaxResult:
 @dataclass(frozen=True)
 class Evaluation:
     """An objective measured on one image: score (logit or pre-ReLU value), activation (what the scene
-    shows for that neuron or channel: relu(score) for hidden layers), probs (10,) float32."""
+    shows for that neuron or channel: after the ReLU / pool; the logit for classes), probs (10,) float32."""
 
     score: float
     activation: float
@@ -232,9 +233,10 @@ def _resolve(objective: Objective, specs: list[LayerSpec]) -> _Target:
     return _Target(spec, objective)
 
 
-def _score_tensors(net: nn.Module, target: _Target, x: torch.Tensor) -> torch.Tensor:
-    """Run ``net.body`` on normalised x (B, 1, 28, 28) up to the target layer (no hooks) and return the
-    objective's score (B,): a logit, or a hidden layer's pre-ReLU value (see the module docstring)."""
+def _score_tensors(net: nn.Module, target: _Target, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``net.body`` on normalised x (B, 1, 28, 28) up to the target layer (no hooks). Returns the
+    objective's score (B,) (a logit, or a hidden layer's pre-ReLU value: see the module docstring) and
+    its activation (B,) (the same read from the layer's output, i.e. after its ReLU / pool)."""
     body = net.body
     spec = target.spec
     stop = len(body) - 1 if spec.kind == "output" else spec.module
@@ -249,7 +251,10 @@ def _score_tensors(net: nn.Module, target: _Target, x: torch.Tensor) -> torch.Te
             values = inputs[stop]
         elif isinstance(body[stop], nn.MaxPool2d) and stop > 0 and isinstance(body[stop - 1], nn.ReLU):
             values = body[stop](inputs[stop - 1])  # max of the pre-ReLU window: relu(max) = max(relu)
-    obj = target.objective
+    return _read(target.objective, values), _read(target.objective, h)
+
+
+def _read(obj: Objective, values: torch.Tensor) -> torch.Tensor:
     if obj.kind == "class":
         return values[:, obj.digit]
     if obj.kind == "channel":
@@ -283,12 +288,10 @@ def evaluate(model: Any, objective: Objective, image01: np.ndarray) -> Evaluatio
 def _evaluate(net: nn.Module, target: _Target, image01: torch.Tensor) -> Evaluation:
     with torch.no_grad():
         x = _normalised(image01)
-        score = _score_tensors(net, target, x)
+        score, activation = _score_tensors(net, target, x)
         logits = net(x)
         probs = torch.softmax(logits, dim=1)[0].numpy().astype(np.float32)
-    value = float(score[0])
-    hidden = target.spec.kind != "output"
-    return Evaluation(value, max(value, 0.0) if hidden else value, probs)
+    return Evaluation(float(score[0]), float(activation[0]), probs)
 
 
 def maximise(model: Any, objective: Objective, settings: MaxSettings | None = None, ctx: Any = None,
@@ -338,7 +341,7 @@ def maximise(model: Any, objective: Objective, settings: MaxSettings | None = No
         with torch.enable_grad():
             image = torch.sigmoid(param)
             shifted = torch.roll(image, shifts=(dy, dx), dims=(2, 3)) if (dy or dx) else image
-            score = _score_tensors(net, target, _normalised(shifted))
+            score, _ = _score_tensors(net, target, _normalised(shifted))
             tv = total_variation(image)
             loss = -score.sum() + settings.tv_weight * tv
             (grad,) = torch.autograd.grad(loss, [param])
