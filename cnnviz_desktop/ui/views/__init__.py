@@ -53,6 +53,8 @@ VIEWS: tuple[ViewSpec, ...] = (
              summary="the learned convolution kernels, grouped by input channel, on one signed scale"),
     ViewSpec("history", "Saved &history", "history_view", "HistoryView", "bottom", "Alt+5", visible=False,
              summary="your saved drawings: filter, search, accuracy and confusion matrix, open, re-run"),
+    ViewSpec("maximize", "Input ma&ximisation", "maximize_view", "MaximizeView", "right", "Alt+8", visible=False,
+             summary="synthesise an image that excites a digit, a channel or a picked neuron; draw it on the grid"),
     ViewSpec("help", "How to &use", "help_view", "HelpView", "right", None, visible=False,
              summary="what every part of the window shows and how it is computed"),
 )
