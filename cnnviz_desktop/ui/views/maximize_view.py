@@ -56,7 +56,10 @@ EXPLANATION = (
     "differ: both are shown."
 )
 
-KINDS = (("class", "A digit (class)"), ("channel", "A conv / pool channel"), ("neuron", "The neuron picked in 3D"))
+SUMMARY = ("<b>Input maximisation</b>: an image that excites the chosen target, found by gradient ascent from "
+           "noise. How it works and its limits: below the curves (and in this text's tooltip).")
+
+KINDS = (("class", "A digit"), ("channel", "A conv/pool channel"), ("neuron", "The neuron picked in 3D"))
 
 
 def _grey_legend(width: int, height: int) -> QPixmap:
@@ -101,13 +104,17 @@ class MaximizeView(View):
     def _build(self) -> None:
         content = scrolled(self, QWidget())
         layout = QVBoxLayout(content)
-        self.explanation = QLabel(EXPLANATION)
-        self.explanation.setWordWrap(True)
-        self.explanation.setTextFormat(Qt.TextFormat.RichText)
-        layout.addWidget(self.explanation)
+        self.summary = QLabel(SUMMARY)
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary.setToolTip(EXPLANATION)
+        layout.addWidget(self.summary)
 
         form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.kind = QComboBox()
+        self.kind.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.kind.setMinimumContentsLength(8)
         for key, text in KINDS:
             self.kind.addItem(text, key)
         self.kind.setToolTip("What to maximise: a digit's logit, the mean activation of one channel of a conv or "
@@ -123,14 +130,17 @@ class MaximizeView(View):
         row = QHBoxLayout(channel_box)
         row.setContentsMargins(0, 0, 0, 0)
         self.layer = QComboBox()
+        self.layer.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.layer.setMinimumContentsLength(6)
         self.layer.setToolTip("The conv (ReLU output) or pool layer")
         self.channel = QSpinBox()
         self.channel.setToolTip("The channel of that layer whose mean activation is maximised")
         row.addWidget(self.layer)
-        row.addWidget(QLabel("channel"))
+        row.addWidget(QLabel("ch"))
         row.addWidget(self.channel)
         self.target_stack.addWidget(channel_box)
         self.picked_label = QLabel("nothing picked")
+        self.picked_label.setWordWrap(True)
         self.picked_label.setToolTip("Click a neuron in the 3D scene to pick it")
         self.target_stack.addWidget(self.picked_label)
         form.addRow("", self.target_stack)
@@ -174,6 +184,8 @@ class MaximizeView(View):
                                     "it as a drawing, after the usual preprocessing")
         self.draw_button.setEnabled(False)
         for button in (self.start_button, self.cancel_button, self.draw_button):
+            button.setMinimumWidth(40)
+            button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             buttons.addWidget(button)
         layout.addLayout(buttons)
         self.progress_bar = QProgressBar()
@@ -185,33 +197,34 @@ class MaximizeView(View):
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
 
-        picture = QHBoxLayout()
         self.image = QLabel()
         self.image.setFixedSize(IMAGE_PX, IMAGE_PX)
         self.image.setStyleSheet("background: black; border: 1px solid #3c404a")
         self.image.setToolTip("The synthesised 28x28 image (light ink on dark, as the network's input)")
-        picture.addWidget(self.image)
-        legend = QVBoxLayout()
+        layout.addWidget(self.image, 0, Qt.AlignmentFlag.AlignHCenter)
+        legend = QHBoxLayout()
         self.legend = QLabel()
         self.legend.setPixmap(_grey_legend(120, 12))
         self.legend.setToolTip("Pixel value: 0 (black paper) to 1 (full ink)")
+        legend.addStretch(1)
+        legend.addWidget(QLabel("0 paper"))
         legend.addWidget(self.legend)
-        legend.addWidget(QLabel("0 paper \u2192 1 ink"))
+        legend.addWidget(QLabel("1 ink"))
+        legend.addStretch(1)
+        layout.addLayout(legend)
         self.probs_label = QLabel("")
         self.probs_label.setWordWrap(True)
         self.probs_label.setTextFormat(Qt.TextFormat.RichText)
         self.probs_label.setToolTip("The network's probabilities for the synthesised image as it is, and after "
                                     "'Draw it' (preprocessed like a drawing)")
-        legend.addWidget(self.probs_label)
-        legend.addStretch(1)
-        picture.addLayout(legend, 1)
-        layout.addLayout(picture)
+        layout.addWidget(self.probs_label)
 
         self.score_plot = pg.PlotWidget()
         self.tv_plot = pg.PlotWidget()
         for plot, title, colour in ((self.score_plot, "Score (logit for a digit)", "#ff9f43"),
                                     (self.tv_plot, "Total variation (unweighted)", "#54a0ff")):
             plot.setMinimumHeight(140)
+            plot.setMinimumWidth(120)
             plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
             plot.setTitle(title)
             plot.setLabel("bottom", "step")
@@ -222,6 +235,10 @@ class MaximizeView(View):
         self.tv_curve = self.tv_plot.plot(pen=pg.mkPen("#54a0ff", width=2))
         self.score_plot.setToolTip("The objective at each step, on that step's jittered image: it should climb")
         self.tv_plot.setToolTip("The image's squared total variation at each step: how rough it is")
+        self.explanation = QLabel(EXPLANATION)
+        self.explanation.setWordWrap(True)
+        self.explanation.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(self.explanation)
         layout.addStretch(1)
 
         self.kind.currentIndexChanged.connect(self._on_kind_changed)
