@@ -77,3 +77,22 @@ def test_a_short_run_to_the_end_then_draw_it(start_app, qtbot):
     # Undo brings back the (empty) drawing.
     window.session.undo()
     assert window.session.canvas.is_empty
+
+
+def test_the_neuron_picked_in_the_scene_becomes_a_target(start_app, qtbot):
+    window, view = _open(start_app, qtbot)
+    item = view.kind.model().item(2)
+    assert not item.isEnabled()
+    # What the 3D scene does on a click: the session's picked neuron.
+    window.session.set_picked("dense1", (5,))
+    assert item.isEnabled() and "dense1" in view.picked_label.text()
+    view.kind.setCurrentIndex(view.kind.findData("neuron"))
+    view.steps.setValue(40)
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not view.running and view.result is not None and view.result.done, timeout=120_000)
+    assert view.result.objective.layer == "dense1" and view.result.objective.index == (5,)
+    assert view.result.score > view.result.start_score
+    assert "Activation" in view.probs_label.text()
+    # Clearing the pick disables the target again and falls back to a digit.
+    window.session.set_picked(None)
+    assert not item.isEnabled() and view.kind.currentData() == "class"
