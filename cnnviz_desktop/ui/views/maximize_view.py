@@ -340,7 +340,7 @@ class MaximizeView(View):
         self.progress_bar.setValue(0)
         self.cancel_button.setEnabled(True)
         self.draw_button.setEnabled(False)
-        self.status.setText(f"Maximising {objective.label()} on {self.session.model.name}\u2026")
+        self.status.setText(f"Maximising {objective.label()} on {getattr(model, 'name', 'the model')}\u2026")
         self._render()
 
     def cancel(self) -> None:
