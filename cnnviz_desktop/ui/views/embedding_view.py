@@ -245,11 +245,6 @@ class EmbeddingView(View):
         self.hovered: tuple[int, int] | None = None  # (reference index, label) under the pointer
         self.brushes = [pg.mkBrush(*c, 200) for c in DIGIT_COLORS]
         self.lane = QtTaskRunner("embeddings", self)
-        # ui/tasks.py connects destroyed -> TaskRunner.shutdown, which then gets the QObject as its timeout
-        # (TypeError at teardown); stop the lane through the adapter's own shutdown() instead.
-        stop = self.lane.shutdown
-        self.lane.destroyed.disconnect()
-        self.lane.destroyed.connect(lambda *_args: stop())
         self.lane.progress.connect(self._on_progress)
         self.lane.finished.connect(self._on_finished)
         self.lane.failed.connect(self._on_failed)

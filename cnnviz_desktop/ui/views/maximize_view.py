@@ -92,12 +92,6 @@ class MaximizeView(View):
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._on_cancelled)
-        # ui/tasks.py connects the runner's destroyed(QObject) straight to TaskRunner.shutdown(timeout), which
-        # then gets the QObject as its timeout (a TypeError when the window closes; reported to the lead).
-        # Stop the lane from here instead, while the runner still exists.
-        self.runner.destroyed.disconnect()
-        lane = self.runner
-        self.destroyed.connect(lambda *_args: lane.shutdown())
         self._build()
 
     # ------------------------------------------------------------------ widgets
