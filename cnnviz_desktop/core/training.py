@@ -136,6 +136,11 @@ class TrainingRun:
         return self.steps_done >= self.total_steps
 
     @property
+    def mid_epoch(self) -> bool:
+        """True between the first and the last step of an epoch."""
+        return self._order is not None
+
+    @property
     def images_count(self) -> int:
         return int(len(self.labels))
 
