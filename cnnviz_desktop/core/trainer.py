@@ -358,7 +358,8 @@ class _Child:
         if run.done:
             self._stop("finished")
             return
-        if now - self.last_stats >= self.settings.stats_interval_s or (stepping and self.budget == 0):
+        if not result.epoch_end and (now - self.last_stats >= self.settings.stats_interval_s
+                                     or (stepping and self.budget == 0)):
             self._flush()
         if now - self.last_weights >= self.settings.weights_interval_s or result.epoch_end or \
                 (stepping and self.budget == 0):
