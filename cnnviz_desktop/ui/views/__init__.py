@@ -53,6 +53,8 @@ VIEWS: tuple[ViewSpec, ...] = (
              summary="the learned convolution kernels, grouped by input channel, on one signed scale"),
     ViewSpec("history", "Saved &history", "history_view", "HistoryView", "bottom", "Alt+5", visible=False,
              summary="your saved drawings: filter, search, accuracy and confusion matrix, open, re-run"),
+    ViewSpec("training", "Tra&ining", "training_view", "TrainingView", "bottom", "Alt+T", visible=False,
+             summary="train a network here: live curves, the scene changes as it learns, save the result"),
     ViewSpec("help", "How to &use", "help_view", "HelpView", "right", None, visible=False,
              summary="what every part of the window shows and how it is computed"),
 )
