@@ -74,6 +74,7 @@ class TrainingView(View):
         self.swaps = 0
         self._pending_weights: dict | None = None
         self._last_swap = 0.0
+        self._shown_at = 0.0
         self._swap_generation = -1
         self._before_training = None
         self._arch = None
@@ -218,6 +219,7 @@ class TrainingView(View):
         stored = self.session.store.value(DATA_KEY, None)
         env = os.environ.get("CNNVIZ_MNIST_DIR", "").strip()
         self.data_edit.setText(str(stored or env or ""))
+        self.session.snapshot_changed.connect(self._on_snapshot)
         if isinstance(host, QObject):
             host.installEventFilter(self)
 
@@ -399,6 +401,10 @@ class TrainingView(View):
                       f"last complete set of weights it sent; press Start to train again.", error=True)
         self._sync_buttons()
 
+    def _on_snapshot(self, _snapshot) -> None:
+        if self.session.generation == self._swap_generation:
+            self._shown_at = time.monotonic()
+
     def _maybe_swap(self) -> None:
         """Make the newest weights the current model, at most every SWAP_INTERVAL_S and not while the last
         swap's analysis is pending (so the drawing keeps being analysed between swaps)."""
@@ -409,7 +415,10 @@ class TrainingView(View):
         now = time.monotonic()
         session = self.session
         pending = session.generation == self._swap_generation and session.snapshot is None
-        if now - self._last_swap < SWAP_INTERVAL_S or (pending and now - self._last_swap < SWAP_WAIT_S):
+        if pending and now - self._last_swap < SWAP_WAIT_S:
+            return
+        # The last swap's analysis stays on screen for SWAP_INTERVAL_S before the next swap replaces it.
+        if now - max(self._last_swap, self._shown_at) < SWAP_INTERVAL_S:
             return
         self._pending_weights = None
         self._swap_timer.stop()
