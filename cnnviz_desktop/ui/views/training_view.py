@@ -128,6 +128,10 @@ class TrainingView(View):
         self.augment_box.setChecked(True)
         self.augment_box.setToolTip("Random affine and stroke-width changes per image, as cnnviz-train uses: "
                                     "helps with hand drawing")
+        self.live_box = QCheckBox("show the weights while training")
+        self.live_box.setChecked(True)
+        self.live_box.setToolTip("On: every ~0.4 s the network being trained becomes the current model (the scene "
+                                 "changes as it learns). Off: only the final weights are shown (a little faster)")
         self.seed_spin = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.seed_spin.setToolTip("Random seed: the same seed and settings give the same weights")
         for label, widget in (("Network", self.arch_box), ("Conv channels", self.channels_edit),
@@ -135,7 +139,7 @@ class TrainingView(View):
                               ("MNIST folder", data_row), ("Training images", self.images_spin),
                               ("Epochs", self.epochs_spin), ("Learning rate", self.lr_spin),
                               ("Batch size", self.batch_spin), ("Augmentation", self.augment_box),
-                              ("Seed", self.seed_spin)):
+                              ("Seed", self.seed_spin), ("Live model", self.live_box)):
             form.addRow(label, widget)
         row.addWidget(form_box)
 
@@ -375,11 +379,12 @@ class TrainingView(View):
             self._say(f"Epoch {payload['epoch']}: train loss {payload['loss']:.3f}, accuracy "
                       f"{payload['accuracy']:.3f}{test}.")
         elif kind == "weights":
-            self._pending_weights = payload
             if payload["steps"] > 0:
                 self.unsaved = True
-            self._swap_timer.start()
-            self._maybe_swap()
+            if payload["final"] or self.live_box.isChecked():
+                self._pending_weights = payload
+                self._swap_timer.start()
+                self._maybe_swap()
         elif kind == "error":
             self._say(f"Training failed: {payload['message']}. The current model is unchanged.", error=True)
         elif kind == "stopped":
