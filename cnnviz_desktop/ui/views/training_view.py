@@ -227,6 +227,13 @@ class TrainingView(View):
         if isinstance(host, QObject):
             host.installEventFilter(self)
 
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        # The curves are not redrawn while the view is hidden; catch up now.
+        self.loss_curve.setData(self.steps, self.losses)
+        self.acc_curve.setData(self.steps, self.accuracies)
+        self.lr_curve.setData(self.steps, self.lrs)
+
     def apply_style(self, style: Style) -> None:
         font = self.font()
         font.setPointSizeF(max(8.0, 9.0 * style.scale))
