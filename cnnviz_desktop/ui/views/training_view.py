@@ -117,7 +117,8 @@ class TrainingView(View):
         data_row.addWidget(self.data_edit, 1)
         data_row.addWidget(browse)
         self.images_spin = QSpinBox(minimum=0, maximum=60_000, singleStep=1000, value=0, specialValueText="all")
-        self.images_spin.setToolTip("Train on the first N training images (all: the 60,000 of MNIST)")
+        self.images_spin.setToolTip("Train on the first N training images (all: every image in the folder; 60,000 in "
+                                   "the official files)")
         self.epochs_spin = QSpinBox(minimum=1, maximum=1000, value=2)
         self.epochs_spin.setToolTip("Passes over the training images; the learning-rate schedule spans them all")
         self.lr_spin = QDoubleSpinBox(decimals=4, minimum=0.0001, maximum=1.0, singleStep=0.001, value=0.01)
