@@ -109,3 +109,42 @@ def test_train_watch_pause_step_stop_save_and_load(start_app, qtbot, mnist_dir, 
     assert not view.bridge.alive
     for pid in (trainer_pid, second_pid):
         qtbot.waitUntil(lambda pid=pid: not _running(pid), timeout=10_000)
+
+
+def test_no_data_and_a_dying_trainer_are_clear_messages(start_app, qtbot, mnist_dir, tmp_path):
+    import os
+    import signal
+
+    owner = start_app()
+    window, session = owner.window, owner.session
+    view = window.views["training"]
+    window.toggle_view("training")
+    qtbot.waitUntil(view.isVisible, timeout=5_000)
+    before = session.model
+
+    # A folder that does not exist: one sentence saying what to do; nothing starts; the model is unchanged.
+    view.data_edit.setText(str(tmp_path / "no-mnist-here"))
+    click(qtbot, view.start_button)
+    text = view.message_label.text()
+    assert "does not exist" in text and "Browse" in text and view.state == "idle"
+    assert view.bridge.trainer is None and session.model is before
+
+    # A folder without MNIST files: the trainer reports mnist.load's message; the model is unchanged.
+    view.data_edit.setText(str(tmp_path))
+    click(qtbot, view.start_button)
+    qtbot.waitUntil(lambda: "Training failed" in view.message_label.text(), timeout=TIMEOUT)
+    assert "not found" in view.message_label.text() and session.model is before
+    qtbot.waitUntil(lambda: view.state == "idle", timeout=10_000)
+    assert not view.save_button.isEnabled() and view.bridge.trainer is None
+
+    # The trainer process dies mid-training: the view says so and can start again.
+    view.data_edit.setText(str(mnist_dir))
+    view.images_spin.setValue(1024)
+    view.epochs_spin.setValue(50)
+    click(qtbot, view.start_button)
+    qtbot.waitUntil(lambda: view.state == "running", timeout=TIMEOUT)
+    pid = view.bridge.trainer.pid
+    os.kill(pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: "ended unexpectedly" in view.message_label.text(), timeout=30_000)
+    assert view.state == "idle" and view.start_button.isEnabled() and not view.save_button.isEnabled()
+    assert not _running(pid)

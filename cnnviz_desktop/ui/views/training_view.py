@@ -397,6 +397,10 @@ class TrainingView(View):
             self._say(f"Training failed: {payload['message']}. The current model is unchanged.", error=True)
         elif kind == "stopped":
             self.state = "stopped"
+            if payload["reason"] == "error":  # nothing was trained: nothing to save, no process to keep
+                self._stopping_expected = True
+                self.bridge.shutdown()
+                self.state = "idle"
             if payload["reason"] == "finished":
                 self._say("Training finished. Save... writes the weights and model card.")
             elif payload["reason"] == "stopped":
