@@ -353,10 +353,11 @@ class Session:
         return f"digit {target}"
 
     # ------------------------------------------------------------------ model
-    def set_model(self, model: Any) -> None:
+    def set_model(self, model: Any, *, remember: bool = True) -> None:
         """Make ``model`` (a weights.LoadedModel or anything with ``.arch``) current: a new generation,
         so results of the previous model are never shown; the channel is kept if the new model has it;
-        the drawing is analysed again."""
+        the drawing is analysed again. ``remember``: store it as the model to open next time (False for
+        live training weights, which exist in no file)."""
         self.model = model
         self.specs = tuple(describe(model.arch))
         self.generation += 1
@@ -369,7 +370,8 @@ class Session:
         from .architecture import ARCHITECTURES
 
         shipped = model.arch.name in ARCHITECTURES and path is not None and path.stem == model.arch.name
-        self.store.set_value(MODEL_KEY, model.arch.name if shipped else str(path))
+        if remember:
+            self.store.set_value(MODEL_KEY, model.arch.name if shipped else str(path))
         self.model_changed.emit(model)
         self.request()
 

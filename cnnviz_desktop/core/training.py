@@ -74,6 +74,149 @@ def set_determinism(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+@dataclass(frozen=True)
+class StepResult:
+    """One optimiser step of a :class:`TrainingRun`.
+
+    epoch, step: 1-based epoch and step within it; loss, correct, size: the batch's mean cross-entropy
+    (nats), number of correct predictions and number of images; lr: the learning rate the step used;
+    epoch_end: the step was the last of its epoch (then ``epoch_stats`` holds the epoch's stats).
+    """
+
+    epoch: int
+    step: int
+    loss: float
+    correct: int
+    size: int
+    lr: float
+    epoch_end: bool
+    epoch_stats: EpochStats | None = None
+
+
+class TrainingRun:
+    """fit's training loop, one optimiser step at a time (the in-app trainer drives it step by step).
+
+    Same seed, data and settings give exactly the same weights as :func:`fit` (which uses this class):
+    the random streams are drawn in the same order (model init, then per epoch one permutation, then the
+    augmentation of each batch). Bitwise equality also needs the same torch thread count (reductions are
+    split per thread). ``init_state``: a state_dict to start from instead of the random initialisation
+    (the random init is still drawn first, so the data order and augmentation stay those of the seed).
+    Calls :func:`set_determinism`, which is process-wide.
+    """
+
+    def __init__(self, arch: Architecture, train: Dataset, *, epochs: int = 40, seed: int = 0, batch_size: int = 128,
+                 lr: float = 1e-2, augmentation: Augmentation | None = Augmentation(),
+                 init_state: dict | None = None) -> None:
+        if epochs < 1 or batch_size < 1 or not (math.isfinite(lr) and lr > 0) or len(train) == 0:
+            raise ValueError(f"fit needs epochs >= 1, batch_size >= 1, a finite lr > 0 and some images; got "
+                             f"epochs={epochs}, batch_size={batch_size}, lr={lr}, {len(train)} images")
+        self.arch, self.epochs, self.seed, self.batch_size, self.lr = arch, epochs, seed, batch_size, lr
+        self.augmentation = augmentation
+        self.gen = set_determinism(seed)
+        self.model = ConvNet(arch)
+        if init_state is not None:
+            self.model.load_state_dict({k: torch.as_tensor(v) for k, v in init_state.items()})
+        self.images = torch.from_numpy(train.images.astype(np.float32) / 255.0)[:, None]
+        self.labels = torch.from_numpy(train.labels)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.steps_per_epoch = math.ceil(len(self.labels) / batch_size)
+        self.total_steps = epochs * self.steps_per_epoch
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=lr, total_steps=self.total_steps)
+        self.history: list[EpochStats] = []
+        self.epoch = 0  # the epoch in progress (0 before the first step)
+        self.step_in_epoch = 0  # steps done in the epoch in progress
+        self.steps_done = 0
+        self._order: torch.Tensor | None = None
+        self._epoch_start = 0.0
+        self._total_loss, self._correct, self._seen = 0.0, 0, 0
+
+    @property
+    def done(self) -> bool:
+        """True once every planned step has run."""
+        return self.steps_done >= self.total_steps
+
+    @property
+    def mid_epoch(self) -> bool:
+        """True between the first and the last step of an epoch."""
+        return self._order is not None
+
+    @property
+    def images_count(self) -> int:
+        return int(len(self.labels))
+
+    @property
+    def current_lr(self) -> float:
+        """The learning rate the next step will use."""
+        return float(self.opt.param_groups[0]["lr"])
+
+    def running_stats(self) -> tuple[float, float]:
+        """(mean loss, accuracy) over the steps of the epoch in progress (0, 0 before its first step)."""
+        return (self._total_loss / self._seen, self._correct / self._seen) if self._seen else (0.0, 0.0)
+
+    def step(self) -> StepResult:
+        """Run one optimiser step on the next batch. Raises RuntimeError when the run is done."""
+        if self.done:
+            raise RuntimeError("the training run is complete")
+        if self._order is None:
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self._epoch_start = time.perf_counter()
+            self.model.train()
+            self._order = torch.randperm(len(self.labels), generator=self.gen)
+            self._total_loss, self._correct, self._seen = 0.0, 0, 0
+        batch = self.step_in_epoch
+        idx = self._order[batch * self.batch_size:(batch + 1) * self.batch_size]
+        x = self.images[idx]
+        if self.augmentation is not None:
+            x = self.augmentation(x, self.gen)
+        x = (x - 0.1307) / 0.3081
+        y = self.labels[idx]
+        lr = self.current_lr
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        loss_value = float(loss.detach())
+        correct = int((logits.argmax(1) == y).sum())
+        self._total_loss += loss_value * len(idx)
+        self._correct += correct
+        self._seen += len(idx)
+        self.step_in_epoch += 1
+        self.steps_done += 1
+        stats = None
+        if self.step_in_epoch == self.steps_per_epoch:
+            stats = EpochStats(self.epoch, self._total_loss / self._seen, self._correct / self._seen,
+                               time.perf_counter() - self._epoch_start)
+            self.history.append(stats)
+            self.model.eval()
+            self._order = None
+        return StepResult(self.epoch, batch + 1, loss_value, correct, len(idx), lr, stats is not None, stats)
+
+    def card(self, stats: EpochStats | None = None, extra: dict | None = None) -> dict:
+        """The model card fit writes after an epoch (``stats``: that epoch; default: the last complete one)."""
+        stats = stats if stats is not None else (self.history[-1] if self.history else None)
+        loss, accuracy = (stats.loss, stats.accuracy) if stats is not None else self.running_stats()
+        return {
+            "name": self.arch.name,
+            "architecture": self.arch.to_dict(),
+            "parameters": self.model.parameter_count(),
+            "training_data": {"source": "MNIST training IDX files", "images": self.images_count},
+            "augmentation": self.augmentation.describe() if self.augmentation else None,
+            "epochs": stats.epoch if stats is not None else 0,
+            "epochs_planned": self.epochs,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "optimizer": f"Adam, one-cycle lr max {self.lr}",
+            "final_train_loss": round(loss, 5),
+            "final_train_accuracy": round(accuracy, 5),
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            **(extra or {}),
+        }
+
+
 def fit(
     arch: Architecture,
     train: Dataset,
@@ -90,67 +233,20 @@ def fit(
 ) -> tuple[ConvNet, list[EpochStats]]:
     """Train ``arch`` on ``train`` and checkpoint (weights + card) to ``out`` after every epoch.
 
-    Deterministic for a seed on one machine. A KeyboardInterrupt propagates after the last complete
-    epoch's checkpoint has been written; the partial epoch is discarded.
+    Deterministic for a seed on one machine (and torch thread count). A KeyboardInterrupt propagates after
+    the last complete epoch's checkpoint has been written; the partial epoch is discarded.
     """
-    if epochs < 1 or batch_size < 1 or not (math.isfinite(lr) and lr > 0) or len(train) == 0:
-        raise ValueError(f"fit needs epochs >= 1, batch_size >= 1, a finite lr > 0 and some images; got "
-                         f"epochs={epochs}, batch_size={batch_size}, lr={lr}, {len(train)} images")
-    gen = set_determinism(seed)
-    model = ConvNet(arch)
-    images = torch.from_numpy(train.images.astype(np.float32) / 255.0)[:, None]
-    labels = torch.from_numpy(train.labels)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps_per_epoch = math.ceil(len(labels) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    history: list[EpochStats] = []
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(labels), generator=gen)
-        total_loss, correct, seen = 0.0, 0, 0
-        for step in range(steps_per_epoch):
-            idx = order[step * batch_size:(step + 1) * batch_size]
-            x = images[idx]
-            if augmentation is not None:
-                x = augmentation(x, gen)
-            x = (x - 0.1307) / 0.3081
-            y = labels[idx]
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total_loss += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(idx)
-            if on_batch is not None:
-                on_batch(epoch, step + 1, total_loss / seen, correct / seen)
-        stats = EpochStats(epoch, total_loss / seen, correct / seen, time.perf_counter() - start)
-        history.append(stats)
-        model.eval()
-        card = {
-            "name": arch.name,
-            "architecture": arch.to_dict(),
-            "parameters": model.parameter_count(),
-            "training_data": {"source": "MNIST training IDX files", "images": len(labels)},
-            "augmentation": augmentation.describe() if augmentation else None,
-            "epochs": epoch,
-            "epochs_planned": epochs,
-            "seed": seed,
-            "batch_size": batch_size,
-            "optimizer": f"Adam, one-cycle lr max {lr}",
-            "final_train_loss": round(stats.loss, 5),
-            "final_train_accuracy": round(stats.accuracy, 5),
-            "torch_version": torch.__version__,
-            "python_version": platform.python_version(),
-            **(card_extra or {}),
-        }
-        weights.save(model, out, card)
-        if on_epoch is not None:
-            on_epoch(stats)
-    return model, history
+    run = TrainingRun(arch, train, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
+                      augmentation=augmentation)
+    while not run.done:
+        result = run.step()
+        if on_batch is not None:
+            on_batch(result.epoch, result.step, *run.running_stats())
+        if result.epoch_end:
+            weights.save(run.model, out, run.card(result.epoch_stats, card_extra))
+            if on_epoch is not None:
+                on_epoch(result.epoch_stats)
+    return run.model, run.history
 
 
 @torch.no_grad()

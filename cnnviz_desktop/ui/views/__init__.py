@@ -63,6 +63,8 @@ VIEWS: tuple[ViewSpec, ...] = (
              summary="5,000 test digits as PCA and t-SNE maps of dense1, with your drawing as a live marker"),
     ViewSpec("compare", "C&ompare methods", "compare_view", "CompareView", "right", "Alt+0", visible=False,
              summary="two explanation methods side by side on your drawing, and how much they agree"),
+    ViewSpec("training", "Tra&ining", "training_view", "TrainingView", "bottom", "Alt+T", visible=False,
+             summary="train a network here: live curves, the scene changes as it learns, save the result"),
     ViewSpec("help", "How to &use", "help_view", "HelpView", "right", None, visible=False,
              summary="what every part of the window shows and how it is computed"),
 )
