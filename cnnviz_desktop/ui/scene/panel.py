@@ -171,6 +171,14 @@ class ScenePanel(QtWidgets.QWidget):
             with optional ``filters``: conv layer name -> (Cout, Cin, k, k) weights.
         """
         arch = model if isinstance(model, Architecture) else model.arch
+        if self.layout_ is not None and arch == getattr(self, "_arch", None) and not isinstance(model, Architecture):
+            # The same network with new weights (live training, or the same file again): recolour the filter
+            # grids only; the geometry, the camera, the pick and the shown snapshot stay until the next one.
+            self._filters = scene_style.conv_filters(getattr(model, "model", None), self.layout_.specs)
+            if self.view is not None:
+                self._color_filters()
+            return
+        self._arch = arch
         self.layout_ = lay = layout(arch)
         if isinstance(model, Architecture):
             self._filters = dict(filters or {})
