@@ -44,6 +44,9 @@ def _check_fit_args(args: argparse.Namespace) -> Path:
         raise CnnvizError(f"--lr must be a number above 0 and at most 10 (e.g. 0.01), got {args.lr}")
     if not 0 <= args.seed <= MAX_SEED:
         raise CnnvizError(f"--seed must be 0-{MAX_SEED}, got {args.seed}")
+    penalty = getattr(args, "blank_paper_penalty", 0.0)
+    if not (math.isfinite(penalty) and 0 <= penalty <= 100):
+        raise CnnvizError(f"--blank-paper-penalty must be 0-100 (e.g. 1.0), got {penalty}")
     return _checked_out(Path(args.out), SUFFIX)
 
 
@@ -97,7 +100,7 @@ def _fit(args: argparse.Namespace) -> int:
     try:
         model, history = training.fit(
             arch, train, out, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
-            augmentation=aug, on_batch=on_batch,
+            augmentation=aug, on_batch=on_batch, blank_paper=args.blank_paper_penalty,
         )
     except KeyboardInterrupt:
         bar.close()
@@ -159,6 +162,8 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("--batch-size", type=int, default=128)
     fit.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (one-cycle)")
     fit.add_argument("--no-augment", action="store_true", help="train on the plain images")
+    fit.add_argument("--blank-paper-penalty", type=float, default=0.0, metavar="W",
+                     help="penalise the last conv block's activation on blank paper (0: off; see README)")
     fit.add_argument("--no-eval", action="store_true", help="skip the test-set evaluation at the end")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_args(fit)

@@ -93,6 +93,21 @@ class StepResult:
     epoch_stats: EpochStats | None = None
 
 
+def blank_paper_activation(model: ConvNet) -> torch.Tensor:
+    """The Grad-CAM layer's activation (the output of the last pooling) for a blank sheet of paper.
+
+    Shape (1, C, h, w). Training with ``loss + w * mean(this)`` (``blank_paper`` in :class:`TrainingRun` and
+    ``fit``, ``--blank-paper-penalty`` in cnnviz-train) makes the last conv block silent where nothing is
+    drawn, so that Grad-CAM's evidence can only come from the ink and its surroundings: 'no ink here' stops
+    being a feature (the tiny network otherwise learns a 'blank paper' channel; see bench_inkshare.py).
+    """
+    x = torch.full((1, 1, 28, 28), (0.0 - 0.1307) / 0.3081)
+    last_pool = max(i for i, m in enumerate(model.body) if isinstance(m, torch.nn.MaxPool2d))
+    for module in model.body[:last_pool + 1]:
+        x = module(x)
+    return x
+
+
 class TrainingRun:
     """fit's training loop, one optimiser step at a time (the in-app trainer drives it step by step).
 
@@ -106,7 +121,10 @@ class TrainingRun:
 
     def __init__(self, arch: Architecture, train: Dataset, *, epochs: int = 40, seed: int = 0, batch_size: int = 128,
                  lr: float = 1e-2, augmentation: Augmentation | None = Augmentation(),
-                 init_state: dict | None = None) -> None:
+                 init_state: dict | None = None, blank_paper: float = 0.0) -> None:
+        if not (math.isfinite(blank_paper) and 0.0 <= blank_paper <= 100.0):
+            raise ValueError(f"the blank-paper penalty must be 0-100, got {blank_paper}")
+        self.blank_paper = float(blank_paper)
         if epochs < 1 or batch_size < 1 or not (math.isfinite(lr) and lr > 0) or len(train) == 0:
             raise ValueError(f"fit needs epochs >= 1, batch_size >= 1, a finite lr > 0 and some images; got "
                              f"epochs={epochs}, batch_size={batch_size}, lr={lr}, {len(train)} images")
@@ -174,8 +192,11 @@ class TrainingRun:
         lr = self.current_lr
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
+        objective = loss
+        if self.blank_paper > 0.0:
+            objective = loss + self.blank_paper * blank_paper_activation(self.model).mean()
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         self.opt.step()
         self.sched.step()
         loss_value = float(loss.detach())
@@ -209,6 +230,7 @@ class TrainingRun:
             "seed": self.seed,
             "batch_size": self.batch_size,
             "optimizer": f"Adam, one-cycle lr max {self.lr}",
+            **({"blank_paper_penalty": self.blank_paper} if self.blank_paper > 0.0 else {}),
             "final_train_loss": round(loss, 5),
             "final_train_accuracy": round(accuracy, 5),
             "torch_version": torch.__version__,
@@ -230,14 +252,16 @@ def fit(
     on_batch: Callable[[int, int, float, float], None] | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
     card_extra: dict | None = None,
+    blank_paper: float = 0.0,
 ) -> tuple[ConvNet, list[EpochStats]]:
     """Train ``arch`` on ``train`` and checkpoint (weights + card) to ``out`` after every epoch.
 
     Deterministic for a seed on one machine (and torch thread count). A KeyboardInterrupt propagates after
     the last complete epoch's checkpoint has been written; the partial epoch is discarded.
+    ``blank_paper``: weight of the blank-paper penalty (see :func:`blank_paper_activation`; 0: off).
     """
     run = TrainingRun(arch, train, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
-                      augmentation=augmentation)
+                      augmentation=augmentation, blank_paper=blank_paper)
     while not run.done:
         result = run.step()
         if on_batch is not None:

@@ -81,6 +81,26 @@ def test_fit_is_deterministic_and_writes_a_card(small_data, tmp_path):
     assert weights.load(outs[0]).arch.name == "tiny"
 
 
+def test_blank_paper_penalty_silences_the_last_block_on_blank_paper_and_is_on_the_card(small_data, tmp_path):
+    """The blank-paper penalty term drives pool2's activation on a blank sheet down, and the card
+    says it was used; without it the card has no such field."""
+    import torch
+
+    from cnnviz_desktop.core.training import blank_paper_activation
+
+    blank = {}
+    for penalty in ("0", "20"):
+        out = tmp_path / f"p{penalty}" / "m.safetensors"
+        result = cli("train", "fit", "--model", "tiny", "--data", str(small_data), "--out", str(out),
+                     "--epochs", "2", "--seed", "1", "--quiet", "--no-eval", "--blank-paper-penalty", penalty)
+        assert result.returncode == 0, result.stderr
+        card = json.loads(weights.card_path(out).read_text())
+        assert card.get("blank_paper_penalty") == (None if penalty == "0" else 20.0)
+        with torch.no_grad():
+            blank[penalty] = float(blank_paper_activation(weights.load(out).model).mean())
+    assert blank["20"] < 0.5 * blank["0"]
+
+
 def test_fit_ctrl_c_keeps_last_complete_checkpoint(small_data, tmp_path):
     out = tmp_path / "m.safetensors"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
@@ -157,6 +177,8 @@ BAD_FIT_ARGS = [
     (["--epochs", "0"], "--epochs must be 1-"),
     (["--seed", "-1"], "--seed must be 0-"),
     (["--seed", str(2**64)], "--seed must be 0-"),
+    (["--blank-paper-penalty", "-1"], "--blank-paper-penalty must be 0-100"),
+    (["--blank-paper-penalty", "nan"], "--blank-paper-penalty must be 0-100"),
 ]
 
 
