@@ -113,11 +113,11 @@ def main(argv=None) -> int:
         tsne_ms = (time.perf_counter() - t0) * 1e3
         add("tsne", tsne_ms, points=n, features_ms=round(features_ms, 1),
             knn5_accuracy=round(float(embedding.knn_accuracy(coords, test.labels[:n], k=5)), 4))
-        dense = [s.activations[embedding.feature_layer(loaded.arch)] for s in snaps] \
-            if hasattr(embedding, "feature_layer") else None
-        if dense is not None:
-            add("tsne_place_drawing", timed(cycle(lambda i: embedding.place(np.asarray(dense[i]).ravel(), features,
-                                                                            coords)), args.repeats))
+        from cnnviz_desktop.core.architecture import describe
+
+        layer = embedding.penultimate_layer(describe(loaded.arch)).name
+        dense = [np.asarray(s.activations[layer]).ravel() for s in snaps]
+        add("tsne_place_drawing", timed(cycle(lambda i: embedding.place(dense[i], features, coords)), args.repeats))
     print(json.dumps(result))
     return 0
 
