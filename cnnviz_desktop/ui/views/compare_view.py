@@ -75,7 +75,6 @@ class CompareView(View):
         layout.setSpacing(4)
         self.explanation = QLabel(EXPLANATION)
         self.explanation.setWordWrap(True)
-        self.explanation.setStyleSheet("color: #b8bfcc;")
         self.explanation.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout.addWidget(self.explanation)
         grid = QGridLayout()

@@ -61,7 +61,7 @@ class DrawingView(View):
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.method = QLabel()
-        self.method.setStyleSheet("color: #9aa3b2;")
+        self.method.setStyleSheet("color: #555d6b;")
         self.method.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.map_selector = QComboBox()
         self.map_selector.setAccessibleName("Overlay map")
@@ -91,7 +91,7 @@ class DrawingView(View):
         self.channel_group.idClicked.connect(self._on_channel_clicked)
         self.blank_note = QLabel()
         self.blank_note.setWordWrap(True)
-        self.blank_note.setStyleSheet("color: #c9b26a;")
+        self.blank_note.setStyleSheet("color: #7a5a00;")
         # The note comes and goes with the drawing: it keeps its room, so the grid never moves mid-stroke.
         policy = self.blank_note.sizePolicy()
         policy.setRetainSizeWhenHidden(True)

@@ -446,7 +446,7 @@ class TrainingView(View):
 
     # ------------------------------------------------------------------ helpers
     def _say(self, text: str, error: bool = False) -> None:
-        self.message_label.setStyleSheet("color: #ff7070;" if error else "")
+        self.message_label.setStyleSheet("color: #b00020;" if error else "")
         self.message_label.setText(text)
 
     def _sync_buttons(self) -> None:
