@@ -272,6 +272,9 @@ def _smoke(exe: Path, extra: list[str], name: str, shots: Path) -> tuple[bool, s
                 report = value
         lines = [f"{name}: exit {result.returncode} after {seconds:.1f} s; JSON: {json.dumps(report)}"]
         ok = result.returncode == 0 and report is not None
+        if report is not None and report.get("history") != "ok":  # the frozen sqlite3 saved and read a drawing
+            lines.append(f"{name}: the history check did not pass: {report.get('history')!r}")
+            ok = False
         if shot.is_file() and shot.stat().st_size > 0:
             lines.append(f"{name}: screenshot {shot}")
         else:
