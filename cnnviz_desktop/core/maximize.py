@@ -107,7 +107,7 @@ class MaxSettings:
 
     steps: int = 300
     lr: float = 0.05
-    tv_weight: float = 0.5
+    tv_weight: float = 0.1
     jitter: int = 2
     seed: int = 0
     init_bias: float = -2.0
