@@ -41,6 +41,35 @@ def scrolled(view: QWidget, content: QWidget) -> QWidget:
     return content
 
 
+def explanation_label(summary: str, details: str):
+    """A word-wrapped rich-text QLabel with a one-line ``summary`` and a 'More…' link that shows ``details``
+    below it (and 'Less' hides them again), so a narrow dock keeps room for the view itself. The whole text
+    is also the tooltip."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel, QSizePolicy
+
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    label.setToolTip(f"<p>{details}</p>")
+    label.setProperty("expanded", False)
+
+    def render() -> None:
+        if label.property("expanded"):
+            label.setText(f"{summary}<br>{details}  <a href='#less'>Less</a>")
+        else:
+            label.setText(f"{summary}  <a href='#more'>More\u2026</a>")
+
+    def toggle(_link: str) -> None:
+        label.setProperty("expanded", not label.property("expanded"))
+        render()
+
+    label.linkActivated.connect(toggle)
+    render()
+    return label
+
+
 class View(QWidget):
     """A view: a widget that renders the session. ``attach(host)`` is called once, after construction;
     the view then subscribes to the session's events and renders on each. ``apply_style(style)`` is called

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSize
 from ...core import attribution
 from ..map_pane import MapPane
 from ..tasks import QtTaskRunner
-from .base import Host, Style, View
+from .base import explanation_label, Host, Style, View
 
 OWNER = "compare"
 OCCLUSION_MODULE = "cnnviz_desktop.core.occlusion"
@@ -36,6 +36,9 @@ METHODS = (
 )
 BY_ID = {m[0]: m for m in METHODS}
 DEFAULTS = ("gradcam", "saliency")
+SUMMARY = (
+    "Two explanation methods on the same drawing and class, and how much they agree."
+)
 EXPLANATION = (
     "Two explanations of the same drawing and the same class, side by side. Where they mark the same cells, "
     "trust that part more; where they disagree, each method answers a different question (Grad-CAM: which "
@@ -73,9 +76,7 @@ class CompareView(View):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.setSpacing(4)
-        self.explanation = QLabel(EXPLANATION)
-        self.explanation.setWordWrap(True)
-        self.explanation.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.explanation = explanation_label(SUMMARY, EXPLANATION)
         layout.addWidget(self.explanation)
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)

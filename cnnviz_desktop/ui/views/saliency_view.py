@@ -8,14 +8,17 @@ The maps come from the snapshot (the engine computes them only while this view i
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
 
 from ..map_pane import MapPane
-from .base import Host, Style, View
+from .base import explanation_label, Host, Style, View
 
 OWNER = "saliency"
 KINDS = frozenset({"saliency", "inputxgrad"})
+SUMMARY = (
+    "<b>Saliency</b> (left): where a small change of ink would change the class score most. "
+    "<b>Gradient \u00d7 input</b> (right): each pixel's signed share of the score."
+)
 EXPLANATION = (
     "<b>Saliency</b> (left) is |d score / d pixel|: where a small change of ink would change the class score "
     "most. It is unsigned and pixel-sharp but noisy, and it shows sensitivity, not evidence. "
@@ -36,10 +39,7 @@ class SaliencyView(View):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.setSpacing(4)
-        self.explanation = QLabel(EXPLANATION)
-        self.explanation.setWordWrap(True)
-        self.explanation.setTextFormat(Qt.TextFormat.RichText)
-        self.explanation.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.explanation = explanation_label(SUMMARY, EXPLANATION)
         layout.addWidget(self.explanation)
         row = QHBoxLayout()
         row.setSpacing(6)
