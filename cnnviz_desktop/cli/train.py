@@ -44,6 +44,11 @@ def _check_fit_args(args: argparse.Namespace) -> Path:
         raise CnnvizError(f"--lr must be a number above 0 and at most 10 (e.g. 0.01), got {args.lr}")
     if not 0 <= args.seed <= MAX_SEED:
         raise CnnvizError(f"--seed must be 0-{MAX_SEED}, got {args.seed}")
+    args.model_given = args.model is not None
+    if args.model is None:
+        args.model = "tiny"
+    if args.limit is not None and args.limit < 1:
+        raise CnnvizError(f"--limit must be at least 1, got {args.limit}")
     penalty = getattr(args, "blank_paper_penalty", 0.0)
     if not (math.isfinite(penalty) and 0 <= penalty <= 100):
         raise CnnvizError(f"--blank-paper-penalty must be 0-100 (e.g. 1.0), got {penalty}")
@@ -72,19 +77,38 @@ def _checked_out(out: Path, suffix: str) -> Path:
     return out
 
 
+def _fit_architecture(args: argparse.Namespace):
+    """--arch SPEC (any network of the spec language, named --name or after the spec) or --model NAME."""
+    from ..core.architecture import ArchitectureError, parse_spec
+    from ..core.errors import CnnvizError
+    from ..core.networks import ARCHITECTURES
+
+    if args.arch is None:
+        if args.name is not None:
+            raise CnnvizError("--name goes with --arch SPEC (a shipped --model keeps its own name)")
+        return ARCHITECTURES[args.model]
+    if args.model_given:
+        raise CnnvizError("give either --model NAME or --arch SPEC, not both")
+    try:
+        return parse_spec(args.arch, args.name)
+    except ArchitectureError as exc:
+        raise CnnvizError(f"--arch {args.arch!r}: {exc}") from exc
+
+
 def _fit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..core import mnist, training
     from ..core.errors import CnnvizError
-    from ..core.networks import ARCHITECTURES
 
     out = _check_fit_args(args)
-    arch = ARCHITECTURES[args.model]
+    arch = _fit_architecture(args)
     data = _data_dir(args)
     train = mnist.load(data, "train")
     if len(train) == 0:
         raise CnnvizError(f"the MNIST training files in {data} hold no images: there is nothing to train on.")
+    if args.limit is not None:
+        train = mnist.Dataset(train.images[: args.limit], train.labels[: args.limit])
     test = mnist.load(data, "test") if not args.no_eval else None
     steps = -(-len(train) // args.batch_size)
     bar = tqdm(total=args.epochs * steps, unit="batch", dynamic_ncols=True, file=sys.stderr,
@@ -155,7 +179,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnnviz-train", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="train a network and write its weights and model card")
-    fit.add_argument("--model", choices=sorted(ARCHITECTURES), default="tiny")
+    fit.add_argument("--model", choices=sorted(ARCHITECTURES), default=None,
+                     help="a shipped architecture (default tiny)")
+    fit.add_argument("--arch", metavar="SPEC", help="any network in the spec language, e.g. "
+                     "c16k5p2-relu-max2-c32k3-relu-gap-fc10 (see README, 'Bring your own network')")
+    fit.add_argument("--name", metavar="NAME", help="the network's name with --arch (default: the spec)")
+    fit.add_argument("--limit", type=int, metavar="N", help="train on the first N training images only")
     fit.add_argument("--out", required=True, metavar="PATH", help="weight file to write (.safetensors)")
     fit.add_argument("--epochs", type=int, default=60)
     fit.add_argument("--seed", type=int, default=0)

@@ -194,7 +194,7 @@ def save(model: ConvNet, path: str | os.PathLike, card: dict | None = None) -> P
     CnnvizError if the file cannot be written; no temporary file is left behind then.
     """
     path = Path(path)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.stored_state().items()}
     tmp, pending = _pending_weights_path(path), pending_card_path(path)
     renamed = False
     with deferred_sigint():
@@ -432,7 +432,11 @@ def _load(path: Path, verify: bool) -> LoadedModel:
     if bad:
         raise CnnvizError(f"weight file {path} holds non-finite values in {', '.join(bad)}: it is corrupt.")
     model = ConvNet(arch)
-    model.load_state_dict(state)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
+        raise CnnvizError(f"weight file {path} does not match architecture {arch.name!r}: "
+                          f"missing {', '.join(missing) or 'nothing'}, "
+                          f"unexpected {', '.join(unexpected) or 'nothing'}.")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

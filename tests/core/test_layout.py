@@ -9,7 +9,7 @@ from cnnviz_desktop.core.architecture import ARCHITECTURES, Architecture, descri
 from cnnviz_desktop.core.layout import build_layout, layout
 from cnnviz_desktop.core.wiring import network_wiring
 
-THIRD = Architecture("t3", conv_channels=(4, 3, 2), dense_units=(16, 12))
+THIRD = Architecture.family("t3", conv_channels=(4, 3, 2), dense_units=(16, 12))
 ARCHS = [ARCHITECTURES["tiny"], ARCHITECTURES["wide"], THIRD]
 
 

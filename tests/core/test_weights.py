@@ -30,7 +30,7 @@ def test_shipped_model_and_card(name):
 
 
 def test_layer_description_matches_modules():
-    for arch in [*ARCHITECTURES.values(), Architecture("t3", (4, 3), (16, 12))]:
+    for arch in [*ARCHITECTURES.values(), Architecture.family("t3", (4, 3), (16, 12))]:
         model = ConvNet(arch)
         outputs, h = [], torch.zeros(1, 1, 28, 28)
         for module in model.body:
