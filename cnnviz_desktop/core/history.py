@@ -861,42 +861,18 @@ def export_folder(records: Iterable[DrawingRecord], folder: str | os.PathLike) -
 
 
 def drawings_document(records: Iterable[DrawingRecord]) -> dict:
-    """The drawings-file document for ``records`` (those without strokes are left out).
+    """The drawings-file document (core.drawings.document) of ``records``; those without strokes are left out."""
+    from . import drawings
 
-    Plain strokes are written as ``[[x, y, t, pressure], ...]``; eraser strokes, or ones with a brush other
-    than the default, as ``{"points": [...], "erase": bool, "radius": float}`` (import reads both).
-    """
-    from .canvas import DEFAULT_RADIUS
-
-    drawings = []
-    for r in records:
-        if r.strokes is None:
-            continue
-        strokes = []
-        t0 = min((float(s.t.min()) for s in r.strokes if len(s)), default=0.0)
-        for s in r.strokes:
-            pts = s.points.astype(np.float64).copy()
-            pts[:, 2] -= t0
-            points = np.round(pts, 4).tolist()
-            if s.erase or abs(s.radius - DEFAULT_RADIUS) > 1e-6:
-                strokes.append({"points": points, "erase": s.erase, "radius": round(s.radius, 4)})
-            else:
-                strokes.append(points)
-        item: dict[str, Any] = {"label": r.label, "strokes": strokes}
-        if r.note:
-            item["note"] = r.note
-        drawings.append(item)
-    return {"drawings": drawings}
+    return drawings.document(drawings.drawing_from_record(r) for r in records if r.strokes is not None)
 
 
 def export_json(records: Iterable[DrawingRecord], path: str | os.PathLike) -> int:
-    """Write the drawings file (drawings_document) to ``path``; returns how many drawings it holds."""
-    doc = drawings_document(records)
-    try:
-        _write_atomically(Path(path), json.dumps(doc, separators=(",", ":")).encode("utf-8"))
-    except OSError as exc:
-        raise CnnvizError(f"could not write the drawings file {path}: {exc.strerror or exc}") from exc
-    return len(doc["drawings"])
+    """Write the drawings file of ``records`` (core.drawings.write_drawings, atomic) to ``path``; returns how
+    many drawings it holds (records without strokes are left out)."""
+    from . import drawings
+
+    return drawings.write_drawings(path, [drawings.drawing_from_record(r) for r in records if r.strokes is not None])
 
 
 def render_strokes(strokes: Sequence[Stroke], grid: int = GRID) -> tuple[np.ndarray, tuple[Stroke, ...] | None]:
