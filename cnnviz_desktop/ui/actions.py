@@ -186,7 +186,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     _connections("significant", "&Significant connections"),
     _connections("all", "&All connections"),
     _connections("none", "&No connections"),
-    ActionSpec("surfaces", "Activation s&urfaces", ("U",),
+    ActionSpec("surfaces", "Acti&vation surfaces", ("U",),
                "Draw every feature map as a height surface (height and colour = activation)", menu="&View",
                group="3D view",
                help="feature maps as 3D activation surfaces (the tallest cell of a layer = its max activation)",
