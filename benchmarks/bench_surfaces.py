@@ -1,0 +1,123 @@
+"""Cost of the activation-surface mode against the cube mode, same run, same panel. Prints one JSON object.
+
+    python benchmarks/bench_surfaces.py [--frames N] [--size 1280x720] [--models tiny,wide]
+
+Needs an X server with OpenGL; without DISPLAY it re-runs itself under ``xvfb-run`` (Mesa llvmpipe, as the
+tests use). Per model, modes alternate block by block (cubes, surfaces, cubes, surfaces) so the drift of a
+shared machine hits both alike; each figure is the median over the frames of both blocks of that mode:
+- apply_ms: CPU time of ScenePanel.apply (recolour; in surface mode also heights and colours per vertex);
+- frame_ms: apply + update() + wait for frameSwapped (one stroke as the user sees it);
+- upload_kb: bytes uploaded to the GPU in a stroke's frame (cubes + lines + filter cells + surfaces);
+- surface_vertices / surface_faces: the surfaces' mesh (faces uploaded once per model, not per stroke);
+- ratio_apply, ratio_frame: surface mode / cube mode.
+Snapshots come from the analysis engine on three built-in digits (alternated so every frame changes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _reexec_under_xvfb() -> None:
+    if os.environ.get("DISPLAY") or os.environ.get("CNNVIZ_BENCH_NO_XVFB"):
+        return
+    if shutil.which("xvfb-run") is None:
+        sys.exit("bench_surfaces: no DISPLAY and no xvfb-run; install Debian's xvfb or run inside an X session")
+    env = dict(os.environ, CNNVIZ_BENCH_NO_XVFB="1")
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1920x1080x24 +extension GLX", sys.executable, *sys.argv]
+    sys.exit(subprocess.call(cmd, env=env))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--models", default="tiny,wide")
+    args = parser.parse_args()
+    _reexec_under_xvfb()
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    os.environ.setdefault("PYOPENGL_PLATFORM", "glx")
+
+    from PySide6 import QtWidgets
+
+    from cnnviz_desktop.core import weights
+    from cnnviz_desktop.devtools.scene_shot import snapshot_for
+    from cnnviz_desktop.ui.scene import ScenePanel
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    width, height = (int(v) for v in args.size.lower().split("x"))
+
+    def wait_frame(view) -> None:
+        done = []
+        view.frameSwapped.connect(lambda: done.append(1))
+        view.update()
+        deadline = time.perf_counter() + 10
+        while not done and time.perf_counter() < deadline:
+            app.processEvents()
+        view.frameSwapped.disconnect()
+
+    panel = ScenePanel()
+    if not panel.has_gl:
+        sys.exit(f"bench_surfaces: no OpenGL: {panel.fallback_reason}")
+    panel.resize(width, height)
+    panel.show()
+    wait_frame(panel.view)
+    from OpenGL import GL
+
+    panel.view.makeCurrent()
+    result: dict = {"size": args.size, "frames": args.frames,
+                    "renderer": GL.glGetString(GL.GL_RENDERER).decode()}
+    panel.view.doneCurrent()
+
+    def uploaded() -> int:
+        total = panel.cubes.uploaded_bytes + panel.lines.uploaded_bytes + panel.filter_cells.uploaded_bytes
+        return total + sum(item.uploaded_bytes for item in panel.surface_items.values())
+
+    for name in args.models.split(","):
+        loaded = weights.load(name)
+        panel.set_surface_mode(False)
+        panel.set_model(loaded)
+        snaps = [snapshot_for(loaded, d) for d in ("seven", "one", "zero")]
+        figures = {m: {"apply": [], "frame": [], "upload": []} for m in ("cubes", "surfaces")}
+        for block in range(4):
+            mode = ("cubes", "surfaces")[block % 2]
+            panel.set_surface_mode(mode == "surfaces")
+            for i in range(args.frames + 3):
+                t0 = time.perf_counter()
+                panel.apply(snaps[i % 3])
+                t1 = time.perf_counter()
+                wait_frame(panel.view)
+                t2 = time.perf_counter()
+                if i >= 3:  # warm-up: first uploads, shader compiles
+                    figures[mode]["apply"].append((t1 - t0) * 1e3)
+                    figures[mode]["frame"].append((t2 - t0) * 1e3)
+                    figures[mode]["upload"].append(uploaded())
+        med = {m: {k: statistics.median(v) for k, v in f.items()} for m, f in figures.items()}
+        grids = [panel.surface_grid(n) for n in panel.surface_items]
+        result[name] = {
+            "cubes_apply_ms": round(med["cubes"]["apply"], 3),
+            "surfaces_apply_ms": round(med["surfaces"]["apply"], 3),
+            "cubes_frame_ms": round(med["cubes"]["frame"], 3),
+            "surfaces_frame_ms": round(med["surfaces"]["frame"], 3),
+            "cubes_upload_kb": round(med["cubes"]["upload"] / 1024, 1),
+            "surfaces_upload_kb": round(med["surfaces"]["upload"] / 1024, 1),
+            "surface_vertices": sum(g.vertex_count for g in grids),
+            "surface_faces": sum(g.face_count for g in grids),
+            "surface_geometry_builds": panel.surface_generation,
+            "ratio_apply": round(med["surfaces"]["apply"] / med["cubes"]["apply"], 2),
+            "ratio_frame": round(med["surfaces"]["frame"] / med["cubes"]["frame"], 2),
+        }
+    panel.close()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
