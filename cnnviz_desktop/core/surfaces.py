@@ -158,6 +158,21 @@ def surface_heights(grid: SurfaceGrid, activation: np.ndarray | None, out: np.nd
     return out
 
 
+def cell_heights(grid: SurfaceGrid, activation: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+    """(C*H*W,) float32 height of every map cell (world units, as :func:`surface_heights` lifts its vertices),
+    in the layer's row-major cell order: where a click on the raised surface finds its cell."""
+    n = grid.shape[0] * grid.shape[1] * grid.shape[2]
+    if out is None:
+        out = np.empty(n, np.float32)
+    scale = 0.0 if activation is None else layer_scale(activation)
+    if scale == 0.0:
+        out[:] = 0.0
+        return out
+    np.multiply(np.asarray(activation, np.float32).reshape(-1), np.float32(grid.height / scale), out=out)
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return out
+
+
 def surface_colors(grid: SurfaceGrid, activation: np.ndarray | None, palette: str = "default",
                    out: np.ndarray | None = None) -> np.ndarray:
     """(V, 4) uint8 RGBA of every vertex: the scene's activation colour map (core.colors) of its cell's

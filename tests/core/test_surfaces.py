@@ -53,6 +53,14 @@ def test_heights_equal_the_scaled_activations(lay):
     np.testing.assert_allclose(positions[:, [0, 2]], grid.base[:, [0, 2]])
 
 
+def test_cell_heights_lift_each_cell_as_its_vertices(lay):
+    grid = surfaces.surface_grid(lay, "conv1")
+    act = _activation(grid.shape, 5)
+    cells = surfaces.cell_heights(grid, act)
+    np.testing.assert_allclose(cells[grid.cell], surfaces.surface_heights(grid, act), rtol=1e-6)
+    assert not surfaces.cell_heights(grid, None).any()
+
+
 def test_heights_fill_a_preallocated_buffer_and_flat_for_blank(lay):
     grid = surfaces.surface_grid(lay, "conv2")
     out = np.full(grid.vertex_count, 7.0, np.float32)

@@ -4,7 +4,7 @@ another stroke re-heights them without a geometry rebuild; U again brings the cu
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from cnnviz_desktop.core import surfaces
 from cnnviz_desktop.ui.input_sim import drag
@@ -41,7 +41,7 @@ def test_surface_mode_follows_the_drawing_and_switches_back(start_app, qtbot):
     qtbot.waitUntil(lambda: panel.surface_mode, timeout=5_000)
     assert action.isChecked() and window.session.surfaces
     assert window.session.store.value("view/surfaces") in ("true", True)
-    assert "activation surfaces" in panel.status_text
+    assert "Activation surfaces" in panel.status_text
     assert set(panel.surface_items) == set(_map_layers(panel))
 
     drag(window.canvas, ring())
@@ -71,13 +71,21 @@ def test_surface_mode_follows_the_drawing_and_switches_back(start_app, qtbot):
     with qtbot.waitSignal(panel.frame_rendered, timeout=10_000):
         panel.view.update()
 
+    # A click on the raised surface picks the cell drawn there (the tallest cell of conv1).
+    act = np.asarray(second.activations["conv1"])
+    top = tuple(int(i) for i in np.unravel_index(int(np.argmax(act)), act.shape))
+    x, y = panel.screen_position("conv1", top)
+    qtbot.mouseClick(panel.view, Qt.MouseButton.LeftButton, pos=QPoint(round(x), round(y)))
+    qtbot.waitUntil(lambda: window.session.picked is not None, timeout=5_000)
+    assert window.session.picked == ("conv1", top)
+
     qtbot.keyClick(window.canvas, Qt.Key.Key_U)
     qtbot.waitUntil(lambda: not panel.surface_mode, timeout=5_000)
     assert not action.isChecked() and not window.session.surfaces
     assert window.session.store.value("view/surfaces") in ("false", False)
     assert not any(item.visible() for item in panel.surface_items.values())
     assert (panel.cubes.colors()[conv1, 3] > 0).all()
-    assert "activation surfaces" not in panel.status_text
+    assert "Activation surfaces" not in panel.status_text
 
 
 def test_surface_mode_is_remembered(start_app, qtbot, settings):

@@ -43,7 +43,7 @@ DIGIT_PX = 17  # output digit font size in pixels (digit glyphs ~12.4 px tall); 
 PRESENTATION_TEXT_SCALE = 1.6  # every text of the scene (labels, status, legend), as the rest of the window
 FRAME_MARGIN = 10.0  # pixels kept free around the framed network
 STATUS_RESERVE = 22.0  # the status line's height at the top: the framed network stays below it
-SURFACE_STATUS = "  ·  activation surfaces (height = activation; the tallest cell = the layer's max)"
+SURFACE_STATUS = "Activation surfaces (height = activation)  ·  "
 
 
 class ScenePanel(QtWidgets.QWidget):
@@ -97,6 +97,7 @@ class ScenePanel(QtWidgets.QWidget):
         self._surface_items: dict = {}  # layer -> ui.gl.SurfaceMesh
         self._surface_buffers: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # layer -> (heights, rgba)
         self.surface_generation = 0  # surface geometry builds (once per model while the mode is on)
+        self._lifted_centers: np.ndarray | None = None  # cube centres on the raised surfaces (picking)
 
         reason = None
         if gl is None:
@@ -273,7 +274,7 @@ class ScenePanel(QtWidgets.QWidget):
         self.lines.set_layer("base", visible=mode == "all")
         sig = int(np.count_nonzero(self._significant))
         text = scene_style.status_text(mode, self._shown_edges, lay.edge_count, sig)
-        self._set_status(text + SURFACE_STATUS if self._surface_mode else text)
+        self._set_status(SURFACE_STATUS + text if self._surface_mode else text)
 
     def set_line_budget(self, per_layer: int | str | None) -> None:
         """Draw at most this many significant lines per layer (the strongest); None or 0: all of them;
@@ -456,7 +457,7 @@ class ScenePanel(QtWidgets.QWidget):
         if self.view is None or self.layout_ is None:
             return None
         mvp, w, h = self._mvp()
-        return cam.pick(self.layout_.centers, self.layout_.sizes, mvp, self.view.opts["fov"], w, h, x, y)
+        return cam.pick(self._pick_centers(), self.layout_.sizes, mvp, self.view.opts["fov"], w, h, x, y)
 
     def screen_position(self, layer: str, index: tuple[int, ...]) -> tuple[float, float] | None:
         """Widget pixel position of a neuron's centre (for tests and tours), or None without GL."""
@@ -464,7 +465,7 @@ class ScenePanel(QtWidgets.QWidget):
             return None
         cube = self.layout_.cube_of(layer, index)
         mvp, w, h = self._mvp()
-        xy = cam.project(self.layout_.centers[cube:cube + 1], mvp, w, h).xy[0]
+        xy = cam.project(self._pick_centers()[cube:cube + 1], mvp, w, h).xy[0]
         return float(xy[0]), float(xy[1])
 
     def select_neuron(self, layer: str | None, index: tuple[int, ...] = ()) -> None:
@@ -643,6 +644,11 @@ class ScenePanel(QtWidgets.QWidget):
         """layer -> its ui.gl.SurfaceMesh (empty without GL or before surface mode was first on)."""
         return dict(self._surface_items)
 
+    def _pick_centers(self) -> np.ndarray:
+        """Where each neuron is drawn: its cube centre, or in surface mode its point on the raised surface."""
+        lifted = self._lifted_centers
+        return lifted if self._surface_mode and lifted is not None else self.layout_.centers
+
     def _build_surfaces(self) -> None:
         """The surfaces' geometry of the current model, once per model (GL items are reused)."""
         from ...core import surfaces
@@ -652,6 +658,7 @@ class ScenePanel(QtWidgets.QWidget):
                                         np.zeros((g.vertex_count, 4), np.uint8))
                                  for name, g in self._surface_grids.items()}
         self.surface_generation += 1
+        self._lifted_centers = np.array(self.layout_.centers, dtype=np.float32)
         if self.view is None:
             return
         from ..gl import SurfaceMesh
@@ -674,12 +681,15 @@ class ScenePanel(QtWidgets.QWidget):
         lay = self.layout_
         snapshot = self._snapshot
         empty = snapshot is None or getattr(snapshot, "empty", False)
+        lifted = self._lifted_centers
         for name, grid in self._surface_grids.items():
             heights, rgba = self._surface_buffers[name]
             act = None if empty else snapshot.activations.get(name)
             surfaces.surface_heights(grid, act, out=heights)
             surfaces.surface_colors(grid, act, self._palette, out=rgba)
-            self._cube_rgba[lay.layers[name].cubes, 3] = 0
+            cubes = lay.layers[name].cubes
+            self._cube_rgba[cubes, 3] = 0
+            lifted[cubes] = lay.centers[cubes] + surfaces.cell_heights(grid, act)[:, None] * grid.direction
             item = self._surface_items.get(name)
             if item is not None:
                 item.set_surface(heights, rgba)
