@@ -6,13 +6,14 @@ after one epoch (or a share of it), and trained, in the cube and in the activati
 
 Trains ``tiny`` from random weights with seed 0 (core.training.TrainingRun, cnnviz-train's defaults) on the
 MNIST folder ``--data`` (default: $CNNVIZ_MNIST_DIR), saving the weights at epoch 0 (before the first step)
-and after ``--fraction`` of a one-epoch run (its one-cycle schedule complete at 1.0) into a temporary folder (deleted afterwards: no weights or data
-enter the repository); 'trained' is the shipped tiny model (60 epochs would take too long here). Each
-model is opened in the real app (``--self-test --screenshot``: it draws the built-in 7 through the mouse
-path and grabs the window once the analysed frame is on screen), on a private virtual screen (xvfb-run with
-GLX) with fresh settings. Each saved model's card carries its t10k test accuracy (the status bar shows it).
-Writes scene_train_{0_epoch0,1_epoch1,2_trained}[_surfaces].png (1_part for a fraction below 1) and prints
-one line per shot (the predicted digit and its probability).
+and after ``--fraction`` of a one-epoch run (its one-cycle schedule complete at 1.0) into a temporary
+folder, deleted afterwards: no weights or data enter the repository. 'Trained' is the shipped tiny model
+(its 60 epochs would take too long here). Each model is opened in the real app (``--self-test
+--screenshot``: it draws the built-in 7 through the mouse path and grabs the window once the analysed
+frame is on screen), on a private virtual screen (xvfb-run with GLX) with fresh settings. Each saved
+model's card carries its t10k test accuracy (the status bar shows it). Writes
+scene_train_{0_epoch0,1_epoch1,2_trained}[_surfaces].png (1_part for a fraction below 1) and prints one
+line per shot (the predicted digit and its probability).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def shoot(model: str, out: Path, size: tuple[int, int], surfaces: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnnviz_desktop.devtools.training_shots")
-    parser.add_argument("out", nargs="?", default=str(Path(__file__).resolve().parents[2] / "resources" / "screenshots"))
+    default_out = Path(__file__).resolve().parents[2] / "resources" / "screenshots"
+    parser.add_argument("out", nargs="?", default=str(default_out))
     parser.add_argument("--data", default=os.environ.get("CNNVIZ_MNIST_DIR"))
     parser.add_argument("--fraction", type=float, default=1.0, help="share of epoch 1 for the middle shot")
     parser.add_argument("--size", default="1366x768")

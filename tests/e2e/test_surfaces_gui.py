@@ -95,3 +95,34 @@ def test_surface_mode_is_remembered(start_app, qtbot, settings):
     panel = window.views["scene"].panel
     assert window.session.surfaces and window.action("surfaces").isChecked()
     assert panel.surface_mode and panel.surface_items
+
+
+def test_surfaces_follow_a_model_switch_and_work_without_gl(qtbot):
+    from cnnviz_desktop.core import weights
+    from cnnviz_desktop.devtools.scene_shot import snapshot_for
+    from cnnviz_desktop.ui.scene import ScenePanel
+
+    tiny, wide = weights.load("tiny"), weights.load("wide")
+    for gl in (None, False):
+        panel = ScenePanel(gl=gl)
+        qtbot.addWidget(panel)
+        panel.set_model(tiny)
+        panel.set_surface_mode(True)
+        panel.apply(snapshot_for(tiny, "seven"))
+        generation = panel.surface_generation
+        panel.set_model(wide)  # another network: its geometry, once
+        assert panel.surface_generation == generation + 1
+        snap = snapshot_for(wide, "seven")
+        assert panel.apply(snap)
+        for name in ("conv1", "pool1", "conv2", "pool2"):
+            grid = panel.surface_grid(name)
+            assert grid.shape == tuple(np.asarray(snap.activations[name]).shape)
+            expected = surfaces.surface_heights(grid, snap.activations[name])
+            np.testing.assert_allclose(panel.surface_heights(name), expected, rtol=1e-6)
+            if panel.has_gl:
+                assert panel.surface_items[name].face_count == grid.face_count
+        assert panel.surface_generation == generation + 1
+        if not panel.has_gl:
+            assert panel.surface_items == {}
+        panel.set_surface_mode(False)
+        assert not panel.surface_mode
