@@ -1,10 +1,11 @@
 """Cost of the activation-surface mode against the cube mode, same run, same panel. Prints one JSON object.
 
-    python benchmarks/bench_surfaces.py [--frames N] [--size 1280x720] [--models tiny,wide]
+    python benchmarks/bench_surfaces.py [--frames N] [--blocks B] [--size 1280x720] [--models tiny,wide]
 
 Needs an X server with OpenGL; without DISPLAY it re-runs itself under ``xvfb-run`` (Mesa llvmpipe, as the
-tests use). Per model, modes alternate block by block (cubes, surfaces, cubes, surfaces) so the drift of a
-shared machine hits both alike; each figure is the median over the frames of both blocks of that mode:
+tests use). Per model, modes alternate block by block (cubes, surfaces, cubes, ...: --blocks of --frames
+strokes) so the drift of a shared machine hits both alike; each figure is the median over every stroke of
+that mode:
 - apply_ms: CPU time of ScenePanel.apply (recolour; in surface mode also heights and colours per vertex);
 - frame_ms: apply + update() + wait for frameSwapped (one stroke as the user sees it);
 - upload_kb: bytes uploaded to the GPU in a stroke's frame (cubes + lines + filter cells + surfaces);
@@ -37,7 +38,8 @@ def _reexec_under_xvfb() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--frames", type=int, default=15, help="strokes per block")
+    parser.add_argument("--blocks", type=int, default=8, help="alternating blocks (half of them per mode)")
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--models", default="tiny,wide")
     args = parser.parse_args()
@@ -79,6 +81,8 @@ def main() -> None:
 
     def uploaded() -> int:
         total = panel.cubes.uploaded_bytes + panel.lines.uploaded_bytes + panel.filter_cells.uploaded_bytes
+        if not panel.surface_mode:  # hidden items do not paint: their counters are stale
+            return total
         return total + sum(item.uploaded_bytes for item in panel.surface_items.values())
 
     for name in args.models.split(","):
@@ -87,7 +91,7 @@ def main() -> None:
         panel.set_model(loaded)
         snaps = [snapshot_for(loaded, d) for d in ("seven", "one", "zero")]
         figures = {m: {"apply": [], "frame": [], "upload": []} for m in ("cubes", "surfaces")}
-        for block in range(4):
+        for block in range(max(2, args.blocks)):
             mode = ("cubes", "surfaces")[block % 2]
             panel.set_surface_mode(mode == "surfaces")
             for i in range(args.frames + 3):
