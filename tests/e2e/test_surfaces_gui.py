@@ -122,6 +122,11 @@ def test_surfaces_follow_a_model_switch_and_work_without_gl(qtbot):
             if panel.has_gl:
                 assert panel.surface_items[name].face_count == grid.face_count
         assert panel.surface_generation == generation + 1
+        panel.set_palette("colorblind")  # recoloured with the scene's palette, not rebuilt
+        np.testing.assert_array_equal(panel.surface_rgba("conv1"),
+                                      surfaces.surface_colors(panel.surface_grid("conv1"), snap.activations["conv1"],
+                                                              "colorblind"))
+        assert panel.surface_generation == generation + 1
         if not panel.has_gl:
             assert panel.surface_items == {}
         panel.set_surface_mode(False)

@@ -27,7 +27,7 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ...core import camera as cam
-from ...core import colors, scene_style
+from ...core import colors, scene_style, surfaces
 from ...core.architecture import Architecture
 from ...core.labels import layer_titles
 from ...core.layout import SceneLayout, layout
@@ -519,9 +519,10 @@ class ScenePanel(QtWidgets.QWidget):
             return
         edges = lay.incoming(cube)
         src = lay.edge_src[edges]
-        dst = lay.centers[cube]
+        centers = self._pick_centers()  # in surface mode: on the raised surfaces
+        dst = centers[cube]
         seg = np.empty((edges.size * 2, 3), dtype=np.float32)
-        seg[0::2] = lay.centers[src]
+        seg[0::2] = centers[src]
         seg[1::2] = dst
         norm = self._edge_norm[edges]
         m = float(np.abs(norm).max()) if norm.size else 0.0
@@ -635,6 +636,11 @@ class ScenePanel(QtWidgets.QWidget):
         buffers = self._surface_buffers.get(layer)
         return None if buffers is None else buffers[0].copy()
 
+    def surface_rgba(self, layer: str) -> np.ndarray | None:
+        """(V, 4) uint8 copy of the vertex colours of layer ``layer``'s surface, or None without one."""
+        buffers = self._surface_buffers.get(layer)
+        return None if buffers is None else buffers[1].copy()
+
     def surface_grid(self, layer: str):
         """The core.surfaces.SurfaceGrid of ``layer`` (None before surface mode was first switched on)."""
         return self._surface_grids.get(layer)
@@ -651,8 +657,6 @@ class ScenePanel(QtWidgets.QWidget):
 
     def _build_surfaces(self) -> None:
         """The surfaces' geometry of the current model, once per model (GL items are reused)."""
-        from ...core import surfaces
-
         self._surface_grids = surfaces.surface_grids(self.layout_)
         self._surface_buffers = {name: (np.zeros(g.vertex_count, np.float32),
                                         np.zeros((g.vertex_count, 4), np.uint8))
@@ -676,8 +680,6 @@ class ScenePanel(QtWidgets.QWidget):
 
     def _apply_surfaces(self) -> None:
         """Per snapshot: heights and colours of every surface; the maps' cubes are hidden (alpha 0)."""
-        from ...core import surfaces
-
         lay = self.layout_
         snapshot = self._snapshot
         empty = snapshot is None or getattr(snapshot, "empty", False)
