@@ -1,6 +1,7 @@
 """Cost of the activation-surface mode against the cube mode, same run, same panel. Prints one JSON object.
 
     python benchmarks/bench_surfaces.py [--frames N] [--blocks B] [--size 1280x720] [--models tiny,wide]
+        [--glmeshitem]
 
 Needs an X server with OpenGL; without DISPLAY it re-runs itself under ``xvfb-run`` (Mesa llvmpipe, as the
 tests use). Per model, modes alternate block by block (cubes, surfaces, cubes, ...: --blocks of --frames
@@ -12,6 +13,11 @@ that mode:
 - surface_vertices / surface_faces: the surfaces' mesh (faces uploaded once per model, not per stroke);
 - ratio_apply, ratio_frame: surface mode / cube mode.
 Snapshots come from the analysis engine on three built-in digits (alternated so every frame changes).
+
+--glmeshitem adds, per model, the choice of GL item measured alone in a bare GLViewWidget (the surfaces only,
+blocks alternated): SurfaceMesh (heights + colours uploaded per stroke) against pyqtgraph's GLMeshItem
+(unshaded, a new MeshData with positions, faces and float colours per stroke): set_ms (CPU per stroke) and
+frame_ms, and their ratio.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=8, help="alternating blocks (half of them per mode)")
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--models", default="tiny,wide")
+    parser.add_argument("--glmeshitem", action="store_true", help="also compare with pyqtgraph's GLMeshItem")
     args = parser.parse_args()
     _reexec_under_xvfb()
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
@@ -120,7 +127,71 @@ def main() -> None:
             "ratio_frame": round(med["surfaces"]["frame"] / med["cubes"]["frame"], 2),
         }
     panel.close()
+    if args.glmeshitem:
+        for name in args.models.split(","):
+            result[name]["item_choice"] = compare_items(app, name, width, height, args.frames, wait_frame)
     print(json.dumps(result))
+
+
+def compare_items(app, name: str, width: int, height: int, frames: int, wait_frame) -> dict:
+    """SurfaceMesh vs pyqtgraph's GLMeshItem drawing the same surfaces, in the same view (see the docstring)."""
+    import numpy as np
+    import pyqtgraph.opengl as gl
+    from PySide6 import QtGui
+
+    from cnnviz_desktop.core import surfaces, weights
+    from cnnviz_desktop.core.layout import layout
+    from cnnviz_desktop.devtools.scene_shot import snapshot_for
+    from cnnviz_desktop.ui.gl import SurfaceMesh
+
+    loaded = weights.load(name)
+    lay = layout(loaded.arch)
+    grids = surfaces.surface_grids(lay)
+    snaps = [snapshot_for(loaded, d) for d in ("seven", "one", "zero")]
+    view = gl.GLViewWidget()
+    view.resize(width, height)
+    view.show()
+    view.setCameraPosition(pos=QtGui.QVector3D(*lay.center), azimuth=-52, elevation=24,
+                           distance=float(np.ptp(lay.centers, axis=0).max()) * 2.2)
+    ours = {n: SurfaceMesh() for n in grids}
+    theirs = {n: gl.GLMeshItem(smooth=False, shader=None, computeNormals=False) for n in grids}
+    for n, g in grids.items():
+        ours[n].set_grid(g.base, g.faces, g.direction)
+        theirs[n].setMeshData(meshdata=gl.MeshData(vertexes=g.base.copy(), faces=g.faces.astype(np.int32)))
+        view.addItem(ours[n])
+        view.addItem(theirs[n])
+    times: dict[str, dict[str, list[float]]] = {k: {"set": [], "frame": []} for k in ("surfacemesh", "glmeshitem")}
+    for block in range(6):
+        kind = ("surfacemesh", "glmeshitem")[block % 2]
+        for n in grids:
+            ours[n].setVisible(kind == "surfacemesh")
+            theirs[n].setVisible(kind == "glmeshitem")
+        for i in range(frames + 3):
+            snap = snaps[i % 3]
+            t0 = time.perf_counter()
+            for n, g in grids.items():
+                act = snap.activations[n]
+                heights, rgba = surfaces.surface_heights(g, act), surfaces.surface_colors(g, act)
+                if kind == "surfacemesh":
+                    ours[n].set_surface(heights, rgba)
+                else:
+                    theirs[n].setMeshData(meshdata=gl.MeshData(
+                        vertexes=surfaces.vertex_positions(g, heights), faces=g.faces.astype(np.int32),
+                        vertexColors=rgba.astype(np.float32) / 255.0))
+            t1 = time.perf_counter()
+            wait_frame(view)
+            if i >= 3:
+                times[kind]["set"].append((t1 - t0) * 1e3)
+                times[kind]["frame"].append((time.perf_counter() - t0) * 1e3)
+    view.close()
+    med = {k: {m: statistics.median(v) for m, v in t.items()} for k, t in times.items()}
+    return {
+        "surfacemesh_set_ms": round(med["surfacemesh"]["set"], 3),
+        "glmeshitem_set_ms": round(med["glmeshitem"]["set"], 3),
+        "surfacemesh_frame_ms": round(med["surfacemesh"]["frame"], 3),
+        "glmeshitem_frame_ms": round(med["glmeshitem"]["frame"], 3),
+        "ratio_frame_glmeshitem": round(med["glmeshitem"]["frame"] / med["surfacemesh"]["frame"], 2),
+    }
 
 
 if __name__ == "__main__":
