@@ -118,6 +118,7 @@ FIELDS: dict[str, Field] = {
     "palette": Field("view/palette", _choice(PALETTES), "default"),
     "connection_mode": Field("view/connections", _choice(CONNECTION_MODES), "significant"),
     "auto_rotate": Field("view/auto_rotate", _as_bool, False),
+    "surfaces": Field("view/surfaces", _as_bool, False),
     "brush": Field("canvas/brush", _finite, 1.3),
 }
 # Not persisted: they describe this drawing or this sitting, not a preference.
@@ -298,6 +299,10 @@ class Session:
 
     def set_auto_rotate(self, on: bool) -> None:
         self._set("auto_rotate", bool(on))
+
+    def set_surfaces(self, on: bool) -> None:
+        """The scene's activation-surface mode (feature maps as height surfaces) on or off."""
+        self._set("surfaces", bool(on))
 
     def set_brush(self, radius: float) -> None:
         self._set("brush", self.canvas.set_radius(_finite(radius)))

@@ -186,6 +186,11 @@ ACTIONS: tuple[ActionSpec, ...] = (
     _connections("significant", "&Significant connections"),
     _connections("all", "&All connections"),
     _connections("none", "&No connections"),
+    ActionSpec("surfaces", "Acti&vation surfaces", ("U",),
+               "Draw every feature map as a height surface: height and colour = activation, the layer's "
+               "largest the tallest; connections end at each map's zero level", menu="&View", group="3D view",
+               help="feature maps as activation surfaces (height = activation)",
+               run=lambda w, on: w.session.set_surfaces(on), state=lambda s: s.surfaces),
     ActionSpec("palette", "Colour-blind-safe &palette", (), "Colour-blind-safe colours for every map",
                menu="&View", run=lambda w, on: w.session.set_palette("colorblind" if on else "default"),
                state=lambda s: s.palette == "colorblind", separator_before=True),

@@ -9,6 +9,10 @@ of the drawn lines, never a Python object per neuron or per line.
 
 Camera: left drag rotates, right drag (or middle drag, or Ctrl + left drag) pans, the wheel zooms;
 a click picks a neuron (signal ``neuron_picked``), hovering shows its value.
+
+Surface mode (:meth:`ScenePanel.set_surface_mode`): the conv and pool maps are drawn as activation
+surfaces (ui/gl/surfaces.py, maths in core.surfaces) instead of cubes; the input, dense and output layers
+stay cubes, and the connections follow the connection mode, ending at each map's zero level.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ...core import camera as cam
-from ...core import colors, scene_style
+from ...core import colors, scene_style, surfaces
 from ...core.architecture import Architecture
 from ...core.labels import layer_titles
 from ...core.layout import SceneLayout, layout
@@ -39,6 +43,7 @@ DIGIT_PX = 17  # output digit font size in pixels (digit glyphs ~12.4 px tall); 
 PRESENTATION_TEXT_SCALE = 1.6  # every text of the scene (labels, status, legend), as the rest of the window
 FRAME_MARGIN = 10.0  # pixels kept free around the framed network
 STATUS_RESERVE = 22.0  # the status line's height at the top: the framed network stays below it
+SURFACE_STATUS = "Activation surfaces (height = activation)  ·  "
 
 
 class ScenePanel(QtWidgets.QWidget):
@@ -87,6 +92,12 @@ class ScenePanel(QtWidgets.QWidget):
         self.line_budget = DEFAULT_LINE_BUDGET  # the per-layer budget in effect (0: no limit)
         self._budget_auto = True
         self.cube_style = cube_style
+        self._surface_mode = False
+        self._surface_grids: dict = {}  # layer -> core.surfaces.SurfaceGrid, built once per model
+        self._surface_items: dict = {}  # layer -> ui.gl.SurfaceMesh
+        self._surface_buffers: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # layer -> (heights, rgba)
+        self.surface_generation = 0  # surface geometry builds (once per model while the mode is on)
+        self._lifted_centers: np.ndarray | None = None  # cube centres on the raised surfaces (picking)
 
         reason = None
         if gl is None:
@@ -204,6 +215,9 @@ class ScenePanel(QtWidgets.QWidget):
                                  colors=np.zeros((0, 4), np.uint8))
             self._update_labels()
             self._color_filters()
+        self._surface_grids = {}
+        if self._surface_mode:
+            self._build_surfaces()
         self._recolor()
         if self.view is None:  # tell a status bar connected after construction what the area is
             self.status_text_changed.emit(self._status)
@@ -234,6 +248,8 @@ class ScenePanel(QtWidgets.QWidget):
             self._set_status("No model loaded")
             return
         scene_style.cube_colors(lay, self._snapshot, self._palette, self._cube_rgba, self._values)
+        if self._surface_mode:
+            self._apply_surfaces()
         scene_style.edge_state(lay, self._snapshot, self.line_budget, self._view_size(), self._contrib,
                                self._edge_norm, self._significant, self._edge_alpha)
         self._update_lines()
@@ -257,7 +273,8 @@ class ScenePanel(QtWidgets.QWidget):
         self.lines.set_layer("shown", positions=positions, colors=np.repeat(rgba, 2, axis=0), visible=mode != "none")
         self.lines.set_layer("base", visible=mode == "all")
         sig = int(np.count_nonzero(self._significant))
-        self._set_status(scene_style.status_text(mode, self._shown_edges, lay.edge_count, sig))
+        text = scene_style.status_text(mode, self._shown_edges, lay.edge_count, sig)
+        self._set_status(SURFACE_STATUS + text if self._surface_mode else text)
 
     def set_line_budget(self, per_layer: int | str | None) -> None:
         """Draw at most this many significant lines per layer (the strongest); None or 0: all of them;
@@ -440,7 +457,7 @@ class ScenePanel(QtWidgets.QWidget):
         if self.view is None or self.layout_ is None:
             return None
         mvp, w, h = self._mvp()
-        return cam.pick(self.layout_.centers, self.layout_.sizes, mvp, self.view.opts["fov"], w, h, x, y)
+        return cam.pick(self._pick_centers(), self.layout_.sizes, mvp, self.view.opts["fov"], w, h, x, y)
 
     def screen_position(self, layer: str, index: tuple[int, ...]) -> tuple[float, float] | None:
         """Widget pixel position of a neuron's centre (for tests and tours), or None without GL."""
@@ -448,7 +465,7 @@ class ScenePanel(QtWidgets.QWidget):
             return None
         cube = self.layout_.cube_of(layer, index)
         mvp, w, h = self._mvp()
-        xy = cam.project(self.layout_.centers[cube:cube + 1], mvp, w, h).xy[0]
+        xy = cam.project(self._pick_centers()[cube:cube + 1], mvp, w, h).xy[0]
         return float(xy[0]), float(xy[1])
 
     def select_neuron(self, layer: str | None, index: tuple[int, ...] = ()) -> None:
@@ -502,9 +519,10 @@ class ScenePanel(QtWidgets.QWidget):
             return
         edges = lay.incoming(cube)
         src = lay.edge_src[edges]
-        dst = lay.centers[cube]
+        centers = self._pick_centers()  # in surface mode: on the raised surfaces
+        dst = centers[cube]
         seg = np.empty((edges.size * 2, 3), dtype=np.float32)
-        seg[0::2] = lay.centers[src]
+        seg[0::2] = centers[src]
         seg[1::2] = dst
         norm = self._edge_norm[edges]
         m = float(np.abs(norm).max()) if norm.size else 0.0
@@ -591,3 +609,89 @@ class ScenePanel(QtWidgets.QWidget):
         if lay.fan_in(name):
             sig = int(np.count_nonzero(self._significant[lay.incoming(cube)]))
         return scene_style.describe_neuron(lay, cube, float(self._values[cube]), sig)
+
+    # ------------------------------------------------------------------ activation surfaces
+    @property
+    def surface_mode(self) -> bool:
+        """True while the conv and pool maps are drawn as activation surfaces."""
+        return self._surface_mode
+
+    def set_surface_mode(self, on: bool) -> None:
+        """Draw the conv and pool maps as activation surfaces (True) or as cubes (False)."""
+        on = bool(on)
+        if on == self._surface_mode:
+            return
+        self._surface_mode = on
+        if self.layout_ is None:
+            return
+        if on and not self._surface_grids:
+            self._build_surfaces()
+        for item in self._surface_items.values():
+            item.setVisible(on)
+        self._recolor()
+
+    def surface_heights(self, layer: str) -> np.ndarray | None:
+        """(V,) float32 copy of the vertex heights layer ``layer``'s surface shows (world units; see
+        core.surfaces.SurfaceGrid for the vertex order), or None when it has no surface."""
+        buffers = self._surface_buffers.get(layer)
+        return None if buffers is None else buffers[0].copy()
+
+    def surface_rgba(self, layer: str) -> np.ndarray | None:
+        """(V, 4) uint8 copy of the vertex colours of layer ``layer``'s surface, or None without one."""
+        buffers = self._surface_buffers.get(layer)
+        return None if buffers is None else buffers[1].copy()
+
+    def surface_grid(self, layer: str):
+        """The core.surfaces.SurfaceGrid of ``layer`` (None before surface mode was first switched on)."""
+        return self._surface_grids.get(layer)
+
+    @property
+    def surface_items(self) -> dict:
+        """layer -> its ui.gl.SurfaceMesh (empty without GL or before surface mode was first on)."""
+        return dict(self._surface_items)
+
+    def _pick_centers(self) -> np.ndarray:
+        """Where each neuron is drawn: its cube centre, or in surface mode its point on the raised surface."""
+        lifted = self._lifted_centers
+        return lifted if self._surface_mode and lifted is not None else self.layout_.centers
+
+    def _build_surfaces(self) -> None:
+        """The surfaces' geometry of the current model, once per model (GL items are reused)."""
+        self._surface_grids = surfaces.surface_grids(self.layout_)
+        self._surface_buffers = {name: (np.zeros(g.vertex_count, np.float32),
+                                        np.zeros((g.vertex_count, 4), np.uint8))
+                                 for name, g in self._surface_grids.items()}
+        self.surface_generation += 1
+        self._lifted_centers = np.array(self.layout_.centers, dtype=np.float32)
+        if self.view is None:
+            return
+        from ..gl import SurfaceMesh
+
+        for name in list(self._surface_items):
+            if name not in self._surface_grids:
+                self.view.removeItem(self._surface_items.pop(name))
+        for name, grid in self._surface_grids.items():
+            item = self._surface_items.get(name)
+            if item is None:
+                item = self._surface_items[name] = SurfaceMesh()
+                self.view.addItem(item)
+            item.set_grid(grid.base, grid.faces, grid.direction)
+            item.setVisible(self._surface_mode)
+
+    def _apply_surfaces(self) -> None:
+        """Per snapshot: heights and colours of every surface; the maps' cubes are hidden (alpha 0)."""
+        lay = self.layout_
+        snapshot = self._snapshot
+        empty = snapshot is None or getattr(snapshot, "empty", False)
+        lifted = self._lifted_centers
+        for name, grid in self._surface_grids.items():
+            heights, rgba = self._surface_buffers[name]
+            act = None if empty else snapshot.activations.get(name)
+            surfaces.surface_heights(grid, act, out=heights)
+            surfaces.surface_colors(grid, act, self._palette, out=rgba)
+            cubes = lay.layers[name].cubes
+            self._cube_rgba[cubes, 3] = 0
+            lifted[cubes] = lay.centers[cubes] + surfaces.cell_heights(grid, act)[:, None] * grid.direction
+            item = self._surface_items.get(name)
+            if item is not None:
+                item.set_surface(heights, rgba)

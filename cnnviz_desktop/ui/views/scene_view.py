@@ -48,6 +48,7 @@ class SceneView(View):
             panel.set_palette(session.palette)
             panel.set_presentation(session.presentation)
             panel.set_auto_rotate(session.auto_rotate)
+            panel.set_surface_mode(session.surfaces)
             signal = getattr(panel, "auto_rotate_changed", None)
             if signal is not None:  # the panel stops rotating by itself when the user grabs the camera
                 signal.connect(session.set_auto_rotate)
@@ -70,6 +71,8 @@ class SceneView(View):
             panel.set_palette(value)
         elif name == "presentation":
             panel.set_presentation(value)
+        elif name == "surfaces":
+            panel.set_surface_mode(value)
         elif name == "auto_rotate":
             if bool(panel.auto_rotating) != bool(value):
                 panel.set_auto_rotate(value)
