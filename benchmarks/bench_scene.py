@@ -1,6 +1,6 @@
 """Cost of the 3D scene per stroke: apply a snapshot, then render a frame. Prints one JSON object.
 
-    python benchmarks/bench_scene.py [--frames N] [--size 1280x720]
+    python benchmarks/bench_scene.py [--frames N] [--size 1280x720] [--models tiny,wide,big]
 
 Needs an X server with OpenGL. Without DISPLAY the script re-runs itself under
 ``xvfb-run -a -s "-screen 0 1280x720x24 +extension GLX"`` (Debian's xvfb package), the setup the
@@ -9,7 +9,9 @@ tests use (Mesa llvmpipe, software rendering).
 Measured in one run, each as the median over --frames frames, the window at --size:
 - empty_frame_ms: an empty pyqtgraph GLViewWidget, update() until frameSwapped (the baseline),
   measured around every block below (that block's ratios use its own baseline) and overall.
-- per model (tiny, wide) and connection mode ('significant' default, 'all'):
+- per model (tiny, wide, and 'big': the scale target of issue 14, a random-weight network of the family
+  with conv (32, 64) and dense (128,): 37,306 neurons, 2,659,072 connections; any ``name=C1/C2:D1``
+  spec such as ``huge=48/64:256`` adds another) and connection mode ('significant' default, 'all'):
   apply_ms: CPU time of ScenePanel.apply (recolour; no GL work happens there);
   frame_ms: apply + update() + wait for frameSwapped (the user-visible cost of one stroke);
   redraw_ms: a frame with nothing changed (an expose, a hover);
@@ -46,10 +48,38 @@ def _reexec_under_xvfb() -> None:
     sys.exit(subprocess.call(cmd, env=env))
 
 
+BIG = {"big": ((32, 64), (128,)), "huge": ((48, 64), (256,))}
+
+
+def _model(spec: str, weights):
+    """A shipped model by name, or a random-weight network of the family: 'big', 'huge' or 'NAME=C1/C2:D1'."""
+    from pathlib import Path
+
+    import torch
+
+    from cnnviz_desktop.core import networks
+    from cnnviz_desktop.core.architecture import Architecture
+
+    if spec in BIG:
+        name, (conv, dense) = spec, BIG[spec]
+    elif "=" in spec:
+        name, body = spec.split("=", 1)
+        conv_text, _, dense_text = body.partition(":")
+        conv = tuple(int(c) for c in conv_text.split("/") if c)
+        dense = tuple(int(d) for d in dense_text.split("/") if d)
+    else:
+        return weights.load(spec)
+    arch = Architecture(name, conv_channels=conv, dense_units=dense)
+    torch.manual_seed(0)
+    return weights.LoadedModel(model=networks.build(arch).eval(), arch=arch, path=Path(f"(random {name})"), card={})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--models", default="tiny,wide,big",
+                        help="comma-separated shipped names, 'big', or NAME=C1/C2:D1 random-weight specs")
     args = parser.parse_args()
     _reexec_under_xvfb()
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
@@ -115,9 +145,12 @@ def main() -> None:
     result["renderer"] = GL.glGetString(GL.GL_RENDERER).decode()
     panel.view.doneCurrent()
 
-    for name in ("tiny", "wide"):
-        loaded = weights.load(name)
+    for name in args.models.split(","):
+        loaded = _model(name, weights)
+        name = loaded.arch.name
+        t0 = time.perf_counter()
         panel.set_model(loaded)
+        set_model_ms = (time.perf_counter() - t0) * 1e3
         snaps = [snapshot_for(loaded, d) for d in ("seven", "one", "zero")]
         for mode in ("significant", "all"):
             panel.set_connection_mode(mode)
@@ -149,6 +182,9 @@ def main() -> None:
             red = statistics.median(redraw)
             result[f"{name}_{mode}"] = {
                 "cubes": panel.layout_.cube_count,
+                "neurons": panel.layout_.neuron_count,
+                "aggregated_layers": sorted(panel.layout_.aggregation),
+                "set_model_ms": round(set_model_ms, 1),
                 "edges": panel.layout_.edge_count,
                 "lines_drawn": panel.lines.segment_count("shown") + panel.lines.segment_count("base"),
                 "line_budget_per_layer": panel.line_budget,

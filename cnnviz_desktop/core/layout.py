@@ -10,12 +10,18 @@ side in a near-square grid (wider than tall), each channel topped by the small 3
 filters (conv layers). Vectors (dense, output) are a row, or a grid when long. Units: the pitch
 between neighbouring input cubes is 1; a map's pitch is its cumulative stride (capped so that it is
 no wider than the widest map before it), so a pooled cell sits over the cells it pooled.
+
+Scale: a map layer with more than MAP_CUBE_BUDGET neurons is drawn aggregated (see
+:func:`aggregation_block`): each channel as a coarser grid whose cube stands for a square block of
+neurons (down to one slab per channel), in the same plane and extent as the full map. The layout keeps
+the neuron -> drawn cube mapping (:class:`Aggregation`), so colouring an aggregated layer is one
+vectorised reduction and edges into or out of it end at the cube of their neuron.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -33,11 +39,93 @@ LAYER_GAP_MIN = 30.0  # depth between consecutive layer planes ...
 # ... or 0.8 of the larger plane's extent: in the default oblique view no map hides behind the next layer
 LAYER_GAP_FACTOR = 0.8
 VECTOR_GAP_FACTOR = 1.0
+# Scale (issue 14): at most this many cubes per map layer; a wider layer is shown aggregated. Our
+# shipped 'wide' has 5,408 cells in conv1: 6,000 keeps every shipped map exact, and 'big'-sized models
+# (conv1 32x26x26 = 21,632 cells) fall to a few thousand cubes per layer.
+MAP_CUBE_BUDGET = 6000
+# 'all connections' draws at most this many lines (the grey base layer): the shipped 'wide' (221k
+# edges) stays complete; a 2M-edge model shows an even sample per layer, and the status says so.
+ALL_LINES_CAP = 250_000
+
+
+def aggregation_block(spec: LayerSpec, budget: int = MAP_CUBE_BUDGET) -> int:
+    """Side (in neurons) of the square blocks one drawn cube of map layer ``spec`` stands for.
+
+    1: the layer is drawn exactly (vectors, and maps of at most ``budget`` neurons). Otherwise the
+    smallest block b >= 2 with C * ceil(H / b) * ceil(W / b) <= budget; max(H, W) (one slab per
+    channel) when even that does not fit. A pure function of the spec's shape, so layout, labels and
+    tests agree on it without sharing state.
+    """
+    if len(spec.shape) != 3 or spec.size <= budget:
+        return 1
+    c, h, w = spec.shape
+    for block in range(2, max(h, w)):
+        if c * math.ceil(h / block) * math.ceil(w / block) <= budget:
+            return block
+    return max(h, w)
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """How the neurons of one aggregated map layer map to its drawn cubes.
+
+    block: side of the square neuron block of one cube; grid: (C, gh, gw) drawn cubes per channel.
+    members: (n_neurons,) int32 local drawn cube of every neuron (row-major over the layer's shape).
+    order: (n_neurons,) int64 neurons sorted by their cube; starts: (n_cubes,) int64 first position
+    of each cube's run in ``order`` (for np.maximum.reduceat / np.add.reduceat); counts: (n_cubes,)
+    neurons per cube (edge blocks of a map that the block does not divide are smaller).
+    """
+
+    block: int
+    grid: tuple[int, int, int]
+    members: np.ndarray
+    order: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def cube_count(self) -> int:
+        return int(self.counts.shape[0])
+
+    def reduce(self, values: np.ndarray, how: str = "max") -> np.ndarray:
+        """(n_cubes,) float32 per-cube 'max' or 'mean' of a layer's (n_neurons,) values (one vectorised pass)."""
+        v = np.asarray(values, np.float32).reshape(-1)[self.order]
+        if how == "max":
+            return np.maximum.reduceat(v, self.starts)
+        if how == "mean":
+            return (np.add.reduceat(v, self.starts, dtype=np.float64) / self.counts).astype(np.float32)
+        raise ValueError(f"aggregation must be 'max' or 'mean', got {how!r}")
+
+    def neurons(self, cube: int) -> tuple[int, int, int, int, int]:
+        """(channel, row0, row1, col0, col1) (ends exclusive) of the neurons local cube ``cube`` stands for."""
+        c, gh, gw = self.grid
+        ch, rest = divmod(int(cube), gh * gw)
+        by, bx = divmod(rest, gw)
+        b = self.block
+        return ch, by * b, by * b + b, bx * b, bx * b + b
+
+
+def _aggregation(spec: LayerSpec, block: int) -> Aggregation:
+    c, h, w = spec.shape
+    gh, gw = math.ceil(h / block), math.ceil(w / block)
+    ch, y, x = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+    members = ((ch * gh + y // block) * gw + x // block).reshape(-1).astype(np.int32)
+    order = np.argsort(members, kind="stable")
+    counts = np.bincount(members, minlength=c * gh * gw)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    for a in (members, order, counts, starts):
+        a.setflags(write=False)
+    return Aggregation(block, (c, gh, gw), members, order, starts, counts)
 
 
 @dataclass(frozen=True)
 class LayerBox:
-    """Where one layer sits: its cube slice, plane depth, extent and label anchor (all world units)."""
+    """Where one layer sits: its cube slice, plane depth, extent and label anchor (all world units).
+
+    shape: the layer's neuron shape; size: its neuron count; cubes: its slice of drawn cubes (as many
+    as neurons unless the layer is aggregated, see SceneLayout.aggregation); neurons: its slice of the
+    network's neurons (in ``specs`` order, row-major within a layer).
+    """
 
     name: str
     kind: str
@@ -47,11 +135,17 @@ class LayerBox:
     x_range: tuple[float, float]
     z_range: tuple[float, float]
     label_anchor: tuple[float, float, float]
+    neurons: slice = field(default_factory=lambda: slice(0, 0))
 
     @property
     def label_align(self) -> str:
         """'left' when the label starts at its anchor (vectors), 'center' when centred on it."""
         return "left" if len(self.shape) == 1 else "center"
+
+    @property
+    def size(self) -> int:
+        """Neurons of the layer (not drawn cubes)."""
+        return self.neurons.stop - self.neurons.start
 
 
 @dataclass(frozen=True)
@@ -75,6 +169,12 @@ class SceneLayout:
     filter_anchors: conv layer name -> (Cout, 3) float32 centre of each output channel's filter block.
     unit_labels: (text, (x, y, z)) for labels of single neurons (the output digits).
     bounds: (2, 3) float32 min / max corner of everything drawn.
+    aggregation: layer name -> :class:`Aggregation` for every layer drawn aggregated (empty for
+        the shipped models). Edge endpoints of such a layer are the cube of their neuron, so several
+        edges can share one drawn line; ``locate`` gives a cube's first neuron.
+    base_edges: (M,) int64 sorted positions in the edge arrays of the lines 'all connections' draws:
+        one edge per distinct drawn (src cube, dst cube) pair, at most ALL_LINES_CAP in all (an even
+        sample per target layer beyond that, in proportion to the layer's distinct lines).
     """
 
     arch: Architecture
@@ -93,10 +193,18 @@ class SceneLayout:
     filter_anchors: dict[str, np.ndarray]
     unit_labels: tuple[tuple[str, tuple[float, float, float]], ...]
     bounds: np.ndarray
+    aggregation: dict[str, Aggregation] = field(default_factory=dict)
+    base_edges: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    base_distinct: int = 0
 
     @property
     def cube_count(self) -> int:
         return int(self.centers.shape[0])
+
+    @property
+    def neuron_count(self) -> int:
+        """Neurons of the network (>= cube_count: aggregated layers draw fewer cubes)."""
+        return sum(box.size for box in self.layers.values())
 
     @property
     def edge_count(self) -> int:
@@ -108,23 +216,41 @@ class SceneLayout:
         return (self.bounds[0] + self.bounds[1]) / 2.0
 
     def locate(self, cube: int) -> tuple[str, tuple[int, ...]]:
-        """(layer name, index within its shape) of global cube index ``cube``."""
+        """(layer name, index within its shape) of the neuron global cube ``cube`` shows; for a cube of
+        an aggregated layer, the first (top-left) neuron of its block (see :meth:`block`)."""
         spec = self.specs[int(self.layer_index[cube])]
         local = int(cube) - self.layers[spec.name].cubes.start
+        agg = self.aggregation.get(spec.name)
+        if agg is not None:
+            ch, y0, _, x0, _ = agg.neurons(local)
+            return spec.name, (ch, y0, x0)
         return spec.name, tuple(int(i) for i in np.unravel_index(local, spec.shape))
 
+    def block(self, cube: int) -> tuple[int, int, int, int, int] | None:
+        """(channel, row0, row1, col0, col1) of the neurons an aggregated cube stands for (ends exclusive,
+        clipped to the map); None for a cube that shows one neuron."""
+        spec = self.specs[int(self.layer_index[cube])]
+        agg = self.aggregation.get(spec.name)
+        if agg is None:
+            return None
+        ch, y0, y1, x0, x1 = agg.neurons(int(cube) - self.layers[spec.name].cubes.start)
+        return ch, y0, min(y1, spec.shape[1]), x0, min(x1, spec.shape[2])
+
     def cube_of(self, layer: str, index: tuple[int, ...]) -> int:
-        """Global cube index of neuron ``index`` (within the layer's shape) of ``layer``."""
+        """Global cube index showing neuron ``index`` (within the layer's shape) of ``layer``."""
         box = self.layers[layer]
-        return box.cubes.start + int(np.ravel_multi_index(tuple(index), box.shape))
+        local = int(np.ravel_multi_index(tuple(index), box.shape))
+        agg = self.aggregation.get(layer)
+        return box.cubes.start + (int(agg.members[local]) if agg is not None else local)
 
     def incoming(self, cube: int) -> np.ndarray:
-        """(fan_in,) int positions in the edge arrays of the connections into global cube ``cube``."""
-        name, _ = self.locate(cube)
+        """(fan_in,) int positions in the edge arrays of the connections into the neuron global cube
+        ``cube`` shows (for an aggregated cube: into its first neuron, see :meth:`locate`)."""
+        name, index = self.locate(cube)
         edges = self.edge_slices.get(name)
         if edges is None:
             return np.zeros(0, dtype=np.int64)
-        local = int(cube) - self.layers[name].cubes.start
+        local = int(np.ravel_multi_index(index, self.layers[name].shape))
         fan_in = self.fan_in(name)
         start = edges.start + local * fan_in
         return np.arange(start, start + fan_in)
@@ -134,8 +260,7 @@ class SceneLayout:
         edges = self.edge_slices.get(name)
         if edges is None:
             return 0
-        box = self.layers[name]
-        return (edges.stop - edges.start) // (box.cubes.stop - box.cubes.start)
+        return (edges.stop - edges.start) // self.layers[name].size
 
 
 def _channel_grid(channels: int) -> tuple[int, int]:
@@ -181,6 +306,7 @@ def build_layout(arch: Architecture) -> SceneLayout:
     # is wider than the widest map before it; cubes grow with the pitch, so every map reads as a panel.
     planes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     filters: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    aggregations: dict[str, Aggregation] = {}
     by_name = {s.name: s for s in specs}
     stride, widest = 1, 0.0
     for spec in specs:
@@ -210,7 +336,21 @@ def build_layout(arch: Architecture) -> SceneLayout:
             px, pz = _plane_points(h, w, pitch)
             x = (cx[:, None] + px[None, :]).reshape(-1)
             z = (cz[:, None] + pz[None, :]).reshape(-1)
-            planes.append((x, z, np.full(x.size, CUBE_SIZE * min(pitch, MAX_PITCH_SIZE))))
+            size = np.full(x.size, CUBE_SIZE * min(pitch, MAX_PITCH_SIZE))
+            block = aggregation_block(spec)
+            if block > 1:
+                # One cube per block, at the centre of the neurons it stands for and as wide as the
+                # block's shorter side (a clipped block at the map's edge draws smaller): same extent.
+                agg = aggregations[spec.name] = _aggregation(spec, block)
+                counts = agg.counts.astype(np.float64)
+                x = np.bincount(agg.members, weights=x) / counts
+                z = np.bincount(agg.members, weights=z) / counts
+                ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+                rows = np.minimum(block, h - (np.arange(agg.grid[1]) * block))
+                cols = np.minimum(block, w - (np.arange(agg.grid[2]) * block))
+                side = np.minimum(rows[:, None], cols[None, :]).reshape(-1)
+                size = np.tile(CUBE_SIZE * min(pitch, MAX_PITCH_SIZE) * side, c).astype(np.float64)
+            planes.append((x, z, size))
             if spec.kind == "conv":
                 # Filter cells in weight order (Cout, Cin, k, k): above the map they produce.
                 top = cz + h * pitch / 2.0 + FILTER_GAP + block_h / 2.0  # (Cout,) centre of each block
@@ -240,7 +380,7 @@ def build_layout(arch: Architecture) -> SceneLayout:
         depths.append(depths[-1] + gap)
 
     centers, sizes, layer_index, boxes = [], [], [], {}
-    start = 0
+    start = n_start = 0
     for i, (spec, (x, z, size)) in enumerate(zip(specs, planes)):
         n = x.size
         y = np.full(n, depths[i])
@@ -259,8 +399,10 @@ def build_layout(arch: Architecture) -> SceneLayout:
         else:
             label = (0.0, depths[i], top + 2.5)
         boxes[spec.name] = LayerBox(spec.name, spec.kind, spec.shape, slice(start, start + n), depths[i],
-                                    (float(x.min()), float(x.max())), (float(z.min()), float(z.max())), label)
+                                    (float(x.min()), float(x.max())), (float(z.min()), float(z.max())), label,
+                                    slice(n_start, n_start + spec.size))
         start += n
+        n_start += spec.size
     centers_arr = np.ascontiguousarray(np.concatenate(centers).astype(np.float32))
     sizes_arr = np.ascontiguousarray(np.concatenate(sizes).astype(np.float32))
 
@@ -284,16 +426,23 @@ def build_layout(arch: Architecture) -> SceneLayout:
     wiring = network_wiring(arch)
     src_parts, dst_parts, edge_slices = [], [], {}
     e_start = 0
+
+    def to_cubes(layer: str, local: np.ndarray) -> np.ndarray:
+        agg = aggregations.get(layer)
+        cubes = local if agg is None else agg.members[local]
+        return cubes.astype(np.int32) + np.int32(boxes[layer].cubes.start)
+
     for spec in specs:
         wire = wiring.get(spec.name)
         if wire is None:
             continue
-        src_parts.append(wire.src.astype(np.int32) + np.int32(boxes[wire.source].cubes.start))
-        dst_parts.append(wire.dst.astype(np.int32) + np.int32(boxes[spec.name].cubes.start))
+        src_parts.append(to_cubes(wire.source, wire.src))
+        dst_parts.append(to_cubes(spec.name, wire.dst))
         edge_slices[spec.name] = slice(e_start, e_start + wire.count)
         e_start += wire.count
     edge_src = np.ascontiguousarray(np.concatenate(src_parts), dtype=np.int32)
     edge_dst = np.ascontiguousarray(np.concatenate(dst_parts), dtype=np.int32)
+    base_edges, base_distinct = _base_edges(edge_src, edge_dst, edge_slices, specs, aggregations, start)
 
     out_box = boxes[specs[-1].name]
     out_centers = centers_arr[out_box.cubes]
@@ -312,14 +461,37 @@ def build_layout(arch: Architecture) -> SceneLayout:
     lo[2] = min(lo[2], min(p[2] for _, p in unit_labels) - 1.0)
     bounds = np.stack([lo, hi]).astype(np.float32)
 
-    for a in (centers_arr, sizes_arr, filter_centers, filter_sizes, edge_src, edge_dst, bounds):
+    for a in (centers_arr, sizes_arr, filter_centers, filter_sizes, edge_src, edge_dst, bounds, base_edges):
         a.setflags(write=False)
     layer_index_arr = np.concatenate(layer_index)
     layer_index_arr.setflags(write=False)
     return SceneLayout(arch=arch, specs=specs, centers=centers_arr, sizes=sizes_arr, cube_size=CUBE_SIZE,
                        layer_index=layer_index_arr, layers=boxes, edge_src=edge_src, edge_dst=edge_dst,
                        edge_slices=edge_slices, filter_centers=filter_centers, filter_sizes=filter_sizes,
-                       filter_slices=f_slices, filter_anchors=f_anchors, unit_labels=unit_labels, bounds=bounds)
+                       filter_slices=f_slices, filter_anchors=f_anchors, unit_labels=unit_labels, bounds=bounds,
+                       aggregation=aggregations, base_edges=base_edges, base_distinct=base_distinct)
+
+
+def _base_edges(edge_src: np.ndarray, edge_dst: np.ndarray, edge_slices: dict[str, slice], specs,
+                aggregations: dict[str, Aggregation], cubes: int) -> tuple[np.ndarray, int]:
+    """(positions of the lines 'all connections' draws, distinct drawn lines in the network): see
+    SceneLayout.base_edges. Only layers touching an aggregated one can repeat a (src, dst) cube pair."""
+    by_name = {s.name: s for s in specs}
+    parts = []
+    for name, sl in edge_slices.items():
+        if name in aggregations or by_name[name].source in aggregations:
+            key = edge_src[sl].astype(np.int64) * cubes + edge_dst[sl]
+            _, first = np.unique(key, return_index=True)
+            parts.append(np.sort(first).astype(np.int64) + sl.start)
+        else:
+            parts.append(np.arange(sl.start, sl.stop, dtype=np.int64))
+    distinct = sum(p.size for p in parts)
+    if distinct > ALL_LINES_CAP:
+        # An even sample of each layer, in proportion to its distinct lines: every gap keeps its texture.
+        parts = [p[np.linspace(0, p.size - 1, max(1, p.size * ALL_LINES_CAP // distinct)).astype(np.int64)]
+                 if p.size else p for p in parts]
+    out = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return np.ascontiguousarray(out), int(distinct)
 
 
 @lru_cache(maxsize=8)
