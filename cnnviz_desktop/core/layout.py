@@ -48,14 +48,15 @@ MAP_CUBE_BUDGET = 6000
 ALL_LINES_CAP = 250_000
 
 
-def aggregation_block(spec: LayerSpec, budget: int = MAP_CUBE_BUDGET) -> int:
+def aggregation_block(spec: LayerSpec, budget: int | None = None) -> int:
     """Side (in neurons) of the square blocks one drawn cube of map layer ``spec`` stands for.
 
     1: the layer is drawn exactly (vectors, and maps of at most ``budget`` neurons). Otherwise the
     smallest block b >= 2 with C * ceil(H / b) * ceil(W / b) <= budget; max(H, W) (one slab per
-    channel) when even that does not fit. A pure function of the spec's shape, so layout, labels and
+    channel) when even that does not fit. budget: cubes per layer (default: MAP_CUBE_BUDGET). A pure function of the spec's shape, so layout, labels and
     tests agree on it without sharing state.
     """
+    budget = MAP_CUBE_BUDGET if budget is None else budget
     if len(spec.shape) != 3 or spec.size <= budget:
         return 1
     c, h, w = spec.shape
