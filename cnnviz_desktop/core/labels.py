@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .layout import aggregation_block
+from .layout import aggregation_block, filter_cells_per_side
 from .scene_style import AGGREGATE
 
 Rect = tuple[float, float, float, float]  # x, y, w, h in pixels, (x, y) the top-left corner
@@ -189,6 +189,8 @@ def _titles(spec, dims: str, source_channels: int | None) -> tuple[str, ...]:
     if spec.kind == "conv":
         full = (f"{spec.name}: {shape[0]} maps {shape[1]}\u00d7{shape[2]}  \u00b7  "
                 f"{shape[0]}\u00d7{source_channels or '?'} filters {spec.kernel}\u00d7{spec.kernel}")
+        if source_channels and spec.kernel and spec.kernel > 1 and filter_cells_per_side(spec, source_channels) == 1:
+            full += " (a cell each: mean weight)"
         return (full, f"{spec.name} \u00b7 {dims}", spec.name)
     if spec.kind == "pool":
         full = f"{spec.name}: max {spec.kernel}\u00d7{spec.kernel} \u2192 {dims}"

@@ -43,6 +43,8 @@ VECTOR_GAP_FACTOR = 1.0
 # shipped 'wide' has 5,408 cells in conv1: 6,000 keeps every shipped map exact, and 'big'-sized models
 # (conv1 32x26x26 = 21,632 cells) fall to a few thousand cubes per layer.
 MAP_CUBE_BUDGET = 6000
+# Filter-weight cells per conv layer: beyond this, one cell per (out, in) filter (see filter_kernels).
+FILTER_CELL_BUDGET = 6000
 # 'all connections' draws at most this many lines (the grey base layer): the shipped 'wide' (221k
 # edges) stays complete; a 2M-edge model shows an even sample per layer, and the status says so.
 ALL_LINES_CAP = 250_000
@@ -64,6 +66,13 @@ def aggregation_block(spec: LayerSpec, budget: int | None = None) -> int:
         if c * math.ceil(h / block) * math.ceil(w / block) <= budget:
             return block
     return max(h, w)
+
+
+def filter_cells_per_side(spec: LayerSpec, source_channels: int) -> int:
+    """Cells per side of each drawn filter of conv layer ``spec``: its kernel size, or 1 (one cell per
+    filter) when its Cout x Cin x k x k weights exceed FILTER_CELL_BUDGET."""
+    k = spec.kernel or 1
+    return k if spec.shape[0] * source_channels * k * k <= FILTER_CELL_BUDGET else 1
 
 
 @dataclass(frozen=True)
@@ -166,13 +175,16 @@ class SceneLayout:
     edge_slices: target layer name -> slice into the edge arrays.
     filter_centers: (F, 3) float32 centre of every filter-weight cell; filter_sizes: (F,) their
         edge lengths; filter_slices: conv layer name -> slice, cells in the row-major order of the
-        layer's weight (Cout, Cin, k, k), so weight.reshape(-1) lines up.
+        layer's weight (Cout, Cin, k, k), so weight.reshape(-1) lines up (see filter_kernels and
+        scene_style.filter_values for layers drawn one cell per filter).
     filter_anchors: conv layer name -> (Cout, 3) float32 centre of each output channel's filter block.
     unit_labels: (text, (x, y, z)) for labels of single neurons (the output digits).
     bounds: (2, 3) float32 min / max corner of everything drawn.
     aggregation: layer name -> :class:`Aggregation` for every layer drawn aggregated (empty for
         the shipped models). Edge endpoints of such a layer are the cube of their neuron, so several
         edges can share one drawn line; ``locate`` gives a cube's first neuron.
+    filter_kernels: conv layer name -> cells per side of each drawn filter: the kernel size, or 1 when
+        the layer has more than FILTER_CELL_BUDGET weights (one cell per filter, its mean weight).
     base_edges: (M,) int64 sorted positions in the edge arrays of the lines 'all connections' draws:
         one edge per distinct drawn (src cube, dst cube) pair, at most ALL_LINES_CAP in all (an even
         sample per target layer beyond that, in proportion to the layer's distinct lines).
@@ -197,6 +209,7 @@ class SceneLayout:
     aggregation: dict[str, Aggregation] = field(default_factory=dict)
     base_edges: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     base_distinct: int = 0
+    filter_kernels: dict[str, int] = field(default_factory=dict)
 
     @property
     def cube_count(self) -> int:
@@ -308,6 +321,7 @@ def build_layout(arch: Architecture) -> SceneLayout:
     planes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     filters: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
     aggregations: dict[str, Aggregation] = {}
+    filter_kernels: dict[str, int] = {}
     by_name = {s.name: s for s in specs}
     stride, widest = 1, 0.0
     for spec in specs:
@@ -324,8 +338,11 @@ def build_layout(arch: Architecture) -> SceneLayout:
             header = 0.0
             if spec.kind == "conv":
                 cin = by_name[spec.source].shape[0]
-                frows, fcols, fpitch = _filter_block(cin, k, float(w) * pitch)
-                block_h = (frows * (k + 1) - 1) * fpitch
+                # Beyond the budget each filter is one cell (its mean weight): 64x32 3x3 grids in the
+                # width of an 11x11 map are noise, and 18k cells cost more to draw than the maps.
+                fk = filter_kernels[spec.name] = filter_cells_per_side(spec, cin)
+                frows, fcols, fpitch = _filter_block(cin, fk, float(w) * pitch)
+                block_h = (frows * (fk + 1) - 1) * fpitch
                 header = block_h + FILTER_GAP
             cell_w, cell_h = w * pitch + gap, h * pitch + gap + header
             chan = np.arange(c)
@@ -346,20 +363,19 @@ def build_layout(arch: Architecture) -> SceneLayout:
                 counts = agg.counts.astype(np.float64)
                 x = np.bincount(agg.members, weights=x) / counts
                 z = np.bincount(agg.members, weights=z) / counts
-                ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-                rows = np.minimum(block, h - (np.arange(agg.grid[1]) * block))
-                cols = np.minimum(block, w - (np.arange(agg.grid[2]) * block))
-                side = np.minimum(rows[:, None], cols[None, :]).reshape(-1)
+                block_rows = np.minimum(block, h - (np.arange(agg.grid[1]) * block))
+                block_cols = np.minimum(block, w - (np.arange(agg.grid[2]) * block))
+                side = np.minimum(block_rows[:, None], block_cols[None, :]).reshape(-1)
                 size = np.tile(CUBE_SIZE * min(pitch, MAX_PITCH_SIZE) * side, c).astype(np.float64)
             planes.append((x, z, size))
             if spec.kind == "conv":
-                # Filter cells in weight order (Cout, Cin, k, k): above the map they produce.
+                # Filter cells in weight order (Cout, Cin, fk, fk): above the map they produce.
                 top = cz + h * pitch / 2.0 + FILTER_GAP + block_h / 2.0  # (Cout,) centre of each block
                 fi = np.arange(cin)
                 f_col, f_row = fi % fcols, fi // fcols
-                fx = (f_col - (fcols - 1) / 2.0) * (k + 1) * fpitch  # (Cin,) filter centres
-                fz = ((frows - 1) / 2.0 - f_row) * (k + 1) * fpitch
-                kx, kz = _plane_points(k, k, fpitch)  # (k*k,)
+                fx = (f_col - (fcols - 1) / 2.0) * (fk + 1) * fpitch  # (Cin,) filter centres
+                fz = ((frows - 1) / 2.0 - f_row) * (fk + 1) * fpitch
+                kx, kz = _plane_points(fk, fk, fpitch)  # (fk*fk,)
                 x_cells = cx[:, None, None] + fx[None, :, None] + kx[None, None, :]
                 z_cells = top[:, None, None] + fz[None, :, None] + kz[None, None, :]
                 filters[spec.name] = (x_cells.reshape(-1), z_cells.reshape(-1),
@@ -470,7 +486,8 @@ def build_layout(arch: Architecture) -> SceneLayout:
                        layer_index=layer_index_arr, layers=boxes, edge_src=edge_src, edge_dst=edge_dst,
                        edge_slices=edge_slices, filter_centers=filter_centers, filter_sizes=filter_sizes,
                        filter_slices=f_slices, filter_anchors=f_anchors, unit_labels=unit_labels, bounds=bounds,
-                       aggregation=aggregations, base_edges=base_edges, base_distinct=base_distinct)
+                       aggregation=aggregations, base_edges=base_edges, base_distinct=base_distinct,
+                       filter_kernels=filter_kernels)
 
 
 def _base_edges(edge_src: np.ndarray, edge_dst: np.ndarray, edge_slices: dict[str, slice], specs,

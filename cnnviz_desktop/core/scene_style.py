@@ -191,6 +191,19 @@ def describe_neuron(lay: SceneLayout, cube: int, value: float, significant_input
     return text
 
 
+def filter_values(lay: SceneLayout, name: str, weight: np.ndarray | None) -> np.ndarray | None:
+    """(cells,) float32 values of conv layer ``name``'s filter cells for its (Cout, Cin, k, k) weight:
+    every weight, or each filter's mean weight where the layout draws one cell per filter (its response
+    to a flat patch, up to scale); None when the weight does not fit the layout."""
+    sl = lay.filter_slices.get(name)
+    if weight is None or sl is None:
+        return None
+    w = np.asarray(weight, np.float32)
+    if w.ndim == 4 and lay.filter_kernels.get(name, w.shape[-1]) == 1 and w.shape[-1] > 1:
+        w = w.mean(axis=(2, 3))
+    return w.reshape(-1) if w.size == sl.stop - sl.start else None
+
+
 def conv_filters(model, specs) -> dict[str, np.ndarray]:
     """conv layer name -> (Cout, Cin, k, k) float32 weights of a torch model (empty if unavailable).
 

@@ -233,3 +233,19 @@ def test_labels_of_the_big_model_never_overlap(big, view, size):
         assert not rects_intersect(a, b)
     for x, y, w, h in rects:
         assert 0 <= x and 0 <= y and x + w <= width and y + h <= height
+
+
+def test_a_conv_layer_with_too_many_weights_draws_one_cell_per_filter(big):
+    from cnnviz_desktop.core.layout import FILTER_CELL_BUDGET
+
+    assert big.filter_kernels == {"conv1": 3, "conv2": 1}
+    sl = big.filter_slices["conv2"]
+    assert sl.stop - sl.start == 64 * 32 <= FILTER_CELL_BUDGET
+    w = np.random.default_rng(4).standard_normal((64, 32, 3, 3)).astype(np.float32)
+    np.testing.assert_allclose(scene_style.filter_values(big, "conv2", w), w.mean(axis=(2, 3)).reshape(-1), rtol=1e-6)
+    w1 = np.random.default_rng(5).standard_normal((32, 1, 3, 3)).astype(np.float32)
+    np.testing.assert_array_equal(scene_style.filter_values(big, "conv1", w1), w1.reshape(-1))
+    assert scene_style.filter_values(big, "conv1", w) is None  # another network's weights: not drawn
+    assert "mean weight" in layer_titles(big.specs[3], 32)[0]
+    wide = layout(ARCHITECTURES["wide"])
+    assert set(wide.filter_kernels.values()) == {3}

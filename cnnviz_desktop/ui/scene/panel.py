@@ -549,9 +549,9 @@ class ScenePanel(QtWidgets.QWidget):
         rgba = np.empty((n, 4), dtype=np.uint8)
         rgba[:] = (70, 72, 80, 255)
         for name, sl in lay.filter_slices.items():
-            w = self._filters.get(name)
-            if w is not None and w.size == sl.stop - sl.start:
-                colors.signed_colors(np.asarray(w, np.float32).reshape(-1), None, self._palette, out=rgba[sl])
+            w = scene_style.filter_values(lay, name, self._filters.get(name))
+            if w is not None:
+                colors.signed_colors(w, None, self._palette, out=rgba[sl])
         self.filter_cells.set_colors(rgba)
 
     def _mark_panels(self, *names: str) -> None:

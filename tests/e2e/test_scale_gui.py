@@ -1,0 +1,94 @@
+"""Scale in the real window (issue 14 item 3): a random-weight model of 37k neurons and 2.7M connections,
+saved to a file and opened with --model, is drawn on; the scene notes what it aggregates, applies the
+snapshot, caps 'all connections', and picking an aggregated cube gives its channel."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QPoint, Qt
+
+from cnnviz_desktop.core import networks, scene_style, weights
+from cnnviz_desktop.core.architecture import Architecture
+from cnnviz_desktop.core.labels import rects_intersect
+from cnnviz_desktop.core.layout import ALL_LINES_CAP
+from cnnviz_desktop.ui.input_sim import drag
+
+from .test_main_window import ring, settle
+
+pytestmark = pytest.mark.gl
+
+BIG = Architecture("big", conv_channels=(32, 64), dense_units=(128,))
+
+
+@pytest.fixture
+def big_file(tmp_path):
+    torch.manual_seed(0)
+    return weights.save(networks.build(BIG).eval(), tmp_path / "big.safetensors")
+
+
+def _frame(qtbot, panel) -> None:
+    panel.view.update()
+    with qtbot.waitSignal(panel.view.frameSwapped, timeout=30_000):
+        pass
+
+
+def test_a_big_model_is_shown_aggregated_and_stays_usable(start_app, qtbot, big_file):
+    window = start_app(model=str(big_file)).window
+    panel = window.scene
+    if not panel.has_gl:
+        pytest.skip(f"no OpenGL here: {panel.fallback_reason}")
+    lay = panel.layout_
+    assert lay.arch == BIG and lay.neuron_count == 37_306 and lay.edge_count > 2_000_000
+    assert set(lay.aggregation) == {"conv1", "conv2"}
+
+    drag(window.canvas, ring())
+    snap = settle(qtbot, window)
+    assert not snap.empty
+    _frame(qtbot, panel)
+    # The snapshot was applied: the aggregated cubes show the max of their blocks of this drawing.
+    box = lay.layers["conv1"]
+    expected = lay.aggregation["conv1"].reduce(np.asarray(snap.activations["conv1"]))
+    np.testing.assert_allclose(panel._values[box.cubes], expected, rtol=1e-6)
+    assert expected.max() > 0
+    # The note: the status line and the layer titles say what is aggregated and how.
+    assert "conv1, conv2 aggregated" in panel.status_text
+    texts = [t for t, _ in panel.label_rects()]
+    assert any("conv1" in t and "2\u00d72" in t for t in texts), texts
+    rects = panel.label_rects()
+    for (ta, a), (tb, b) in itertools.combinations(rects, 2):
+        assert not rects_intersect(a, b), f"{ta!r} {a} overlaps {tb!r} {b}"
+    shown = panel.lines.segment_count("shown")
+    assert 0 < shown <= panel.line_budget * len(lay.edge_slices)
+
+    # 'All connections' draws a capped sample and says so.
+    window.session.set_connection_mode("all")
+    qtbot.waitUntil(lambda: panel.connection_mode == "all", timeout=5_000)
+    assert panel.lines.segment_count("base") == lay.base_edges.size <= ALL_LINES_CAP
+    assert f"showing {lay.base_edges.size:,} of {lay.edge_count:,}" in panel.status_text
+    _frame(qtbot, panel)
+    window.session.set_connection_mode("significant")
+    qtbot.waitUntil(lambda: panel.connection_mode == "significant", timeout=5_000)
+
+    # Hover and click an aggregated cube of conv2: the channel (and its block) is what gets picked.
+    x, y = panel.screen_position("conv2", (5, 4, 6))
+    cube = lay.cube_of("conv2", (5, 4, 6))
+    ch, y0, y1, x0, x1 = lay.block(cube)
+    with qtbot.waitSignal(panel.neuron_hovered, timeout=10_000,
+                          check_params_cb=lambda layer, index, value: layer == "conv2") as hovered:
+        qtbot.mouseMove(panel.view, QPoint(round(x), round(y)))
+    assert hovered.args[1][0] == 5
+    assert "aggregated" in scene_style.describe_neuron(lay, cube, hovered.args[2], None)
+    with qtbot.waitSignal(panel.neuron_picked, timeout=10_000) as picked:
+        qtbot.mouseClick(panel.view, Qt.MouseButton.LeftButton, pos=QPoint(round(x), round(y)))
+    layer, index, value = picked.args
+    assert layer == "conv2" and index == (5, y0, x0)
+    assert value == pytest.approx(float(np.asarray(snap.activations["conv2"])[5, y0:y1, x0:x1].max()))
+    qtbot.waitUntil(lambda: window.session.picked == ("conv2", (5, y0, x0)), timeout=5_000)
+    # The receptive field of the picked (first) neuron of the block is drawn on the canvas; no crash.
+    assert window.session.picked_box() is not None
+    assert panel.lines.segment_count("highlight") >= lay.fan_in("conv2")
+    _frame(qtbot, panel)
