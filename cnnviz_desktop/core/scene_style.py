@@ -97,7 +97,7 @@ def edge_state(lay: SceneLayout, snapshot, budget: int, view: tuple[int, int], c
         m = max(float(c.max()), -float(c.min())) if c.size else 0.0  # max |c| without a 2M-element temporary
         drawn = int(np.count_nonzero(snapshot.significant[name]))
         if budget:
-            drawn = min(drawn, budget)
+            drawn = min(drawn, layer_budget(lay, name, budget))
         density = math.sqrt(FADE_ABOVE * scale / max(1, drawn))
         layer_alpha_out[sl] = 255.0 * min(1.0, max(0.1, density))
         np.multiply(c, np.float32(1.0 / m) if m > 0 else np.float32(0.0), out=norm_out[sl])
@@ -105,19 +105,33 @@ def edge_state(lay: SceneLayout, snapshot, budget: int, view: tuple[int, int], c
 
 def drawn_edges(lay: SceneLayout, significant: np.ndarray, norm: np.ndarray, budget: int) -> np.ndarray:
     """Sorted positions (int64) of the significant edges to draw: all of them, or per target layer the
-    strongest ``budget`` by |contribution| when it has more (0 or None: no limit)."""
+    strongest ``layer_budget`` by |contribution| when it has more (0 or None: no limit). Into or out of
+    an aggregated layer, edges sharing one drawn line are drawn once (the strongest)."""
     parts = []
-    sources = {spec.name: spec.source for spec in lay.specs}
     for name, sl in lay.edge_slices.items():
         idx = np.flatnonzero(significant[sl])
-        if budget and idx.size > budget:
+        limit = layer_budget(lay, name, budget) if budget else 0
+        if limit and idx.size > limit:
             strength = np.abs(norm[sl][idx])
-            idx = np.sort(idx[np.argpartition(strength, idx.size - budget)[idx.size - budget:]])
+            idx = np.sort(idx[np.argpartition(strength, idx.size - limit)[idx.size - limit:]])
         idx = idx + sl.start
-        if idx.size > 1 and (name in lay.aggregation or sources[name] in lay.aggregation):
+        if idx.size > 1 and _block(lay, name) > 1:
             idx = _distinct_lines(lay, idx, norm)
         parts.append(idx)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _block(lay: SceneLayout, name: str) -> int:
+    """The larger aggregation block of the two layers edge layer ``name`` joins (1: both exact)."""
+    source = next(s.source for s in lay.specs if s.name == name)
+    return max((lay.aggregation[n].block for n in (name, source) if n in lay.aggregation), default=1)
+
+
+def layer_budget(lay: SceneLayout, name: str, budget: int) -> int:
+    """Lines drawn at most into layer ``name``: ``budget``, divided by the aggregation block of either
+    end (a cube standing for b x b neurons gathers the lines of all of them: fewer lines draw the same
+    fan, and a 2M-edge network's fans no longer bury its maps)."""
+    return max(1, budget // _block(lay, name)) if budget else budget
 
 
 def _distinct_lines(lay: SceneLayout, idx: np.ndarray, norm: np.ndarray) -> np.ndarray:

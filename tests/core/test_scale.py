@@ -182,9 +182,11 @@ def test_drawn_lines_are_bounded_per_layer_and_distinct(big):
     assert sig[shown].all()
     pairs = big.edge_src[shown].astype(np.int64) * big.cube_count + big.edge_dst[shown]
     assert np.unique(pairs).size == pairs.size, "no line drawn twice over an aggregated cube"
-    for sl in big.edge_slices.values():
+    for name, sl in big.edge_slices.items():
         inside = shown[(shown >= sl.start) & (shown < sl.stop)]
-        assert 0 < inside.size <= 500
+        block = max(big.aggregation[n].block if n in big.aggregation else 1 for n in (name, {sp.name: sp.source for sp in big.specs}[name]))
+        assert scene_style.layer_budget(big, name, 500) == 500 // block
+        assert 0 < inside.size <= 500 // block
 
 
 def test_status_says_what_is_capped_and_aggregated(big):
