@@ -55,8 +55,8 @@ def aggregation_block(spec: LayerSpec, budget: int | None = None) -> int:
 
     1: the layer is drawn exactly (vectors, and maps of at most ``budget`` neurons). Otherwise the
     smallest block b >= 2 with C * ceil(H / b) * ceil(W / b) <= budget; max(H, W) (one slab per
-    channel) when even that does not fit. budget: cubes per layer (default: MAP_CUBE_BUDGET). A pure function of the spec's shape, so layout, labels and
-    tests agree on it without sharing state.
+    channel) when even that does not fit. budget: cubes per layer (default: MAP_CUBE_BUDGET). A pure
+    function of the spec's shape, so layout, labels and tests agree on it without sharing state.
     """
     budget = MAP_CUBE_BUDGET if budget is None else budget
     if len(spec.shape) != 3 or spec.size <= budget:
@@ -313,7 +313,6 @@ def _plane_points(rows: int, cols: int, pitch: float) -> tuple[np.ndarray, np.nd
 def build_layout(arch: Architecture) -> SceneLayout:
     """The scene geometry of ``arch`` (see :class:`SceneLayout`). Use :func:`layout` for the cached one."""
     specs = tuple(describe(arch))
-    k = arch.kernel
 
     # Pass 1: each layer's cubes (and filter cells) in a plane centred on x = z = 0. A map's pitch is
     # its cumulative stride (a pool1 cell sits over the 2x2 conv1 cells it pools), capped so no layer

@@ -184,7 +184,8 @@ def test_drawn_lines_are_bounded_per_layer_and_distinct(big):
     assert np.unique(pairs).size == pairs.size, "no line drawn twice over an aggregated cube"
     for name, sl in big.edge_slices.items():
         inside = shown[(shown >= sl.start) & (shown < sl.stop)]
-        block = max(big.aggregation[n].block if n in big.aggregation else 1 for n in (name, {sp.name: sp.source for sp in big.specs}[name]))
+        source = {sp.name: sp.source for sp in big.specs}[name]
+        block = max(big.aggregation[n].block if n in big.aggregation else 1 for n in (name, source))
         assert scene_style.layer_budget(big, name, 500) == 500 // block
         assert 0 < inside.size <= 500 // block
 
@@ -196,7 +197,8 @@ def test_status_says_what_is_capped_and_aggregated(big):
     text = scene_style.status_text("significant", 3000, big.edge_count, 40_000, big)
     assert "3,000 of" in text and "aggregated" in text
     tiny = layout(ARCHITECTURES["tiny"])
-    assert scene_style.status_text("all", 0, tiny.edge_count, 5, tiny) == "All 73,024 connections shown (5 significant in colour)"
+    text = scene_style.status_text("all", 0, tiny.edge_count, 5, tiny)
+    assert text == "All 73,024 connections shown (5 significant in colour)"
 
 
 def test_layer_titles_name_the_aggregation_in_every_variant(big):

@@ -92,3 +92,39 @@ def test_a_big_model_is_shown_aggregated_and_stays_usable(start_app, qtbot, big_
     assert window.session.picked_box() is not None
     assert panel.lines.segment_count("highlight") >= lay.fan_in("conv2")
     _frame(qtbot, panel)
+
+
+def test_labels_of_the_big_model_never_overlap_or_leave_the_view(qtbot):
+    """tests/ui/test_scene.py's label test (tiny, wide) extended to the big model."""
+    from cnnviz_desktop.ui.scene import ScenePanel
+    from tests.ui.test_scene import VIEW_SIZES, _assert_labels_clean, _resize_view, synthetic_snapshot
+
+    panel = ScenePanel()
+    if not panel.has_gl:
+        pytest.skip(f"no OpenGL here: {panel.fallback_reason}")
+    qtbot.addWidget(panel)
+    panel.resize(800, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.set_model(BIG)
+    assert panel.apply(synthetic_snapshot(BIG, seed=9))
+    for w, h in VIEW_SIZES:
+        _resize_view(qtbot, panel, w, h)
+        for view in ("default", "front", "side", "top"):
+            panel.preset_view(view)
+            _frame(qtbot, panel)
+            rects = _assert_labels_clean(panel, f"big {w}x{h} {view}")
+            if view == "default":
+                texts = [t for t, _ in rects]
+                assert all(str(d) in texts for d in range(10)), texts
+                named = {t.split(":")[0].split(" ")[0] for t in texts}
+                missing = {s.name for s in panel.layout_.specs} - named
+                # 800x600 has room for all but one title of this 7-layer, 37k-neuron scene (a title
+                # hides rather than overlap); from 1366x768 on every layer is named.
+                assert len(missing) <= (1 if w < 1366 else 0), (missing, texts)
+                assert any("blocks, max" in t or "max)" in t for t in texts), texts
+    panel.set_presentation(True)
+    for view in ("default", "front", "side", "top"):
+        panel.preset_view(view)
+        _frame(qtbot, panel)
+        _assert_labels_clean(panel, f"big presentation {view}")
