@@ -25,7 +25,8 @@ Measured in one run, each as the median over --frames frames, the window at --si
   ratio_frame: frame_ms / empty_frame_ms, ratio_redraw: redraw_ms / empty_frame_ms, ratio_frame_min: the
   fastest stroke frame / the fastest empty frame of the block;
   neurons, cubes (fewer when a layer is drawn aggregated), aggregated_layers, set_model_ms (geometry
-  build + first upload, once per model).
+  build + first frame, once per model), set_model_rss_mb (resident memory it added; the first model
+  also pays for the GL driver's buffers, a cached layout costs nothing the second time).
 Snapshots come from the analysis engine on three built-in digits (alternated so every frame changes).
 """
 
@@ -49,6 +50,15 @@ def _reexec_under_xvfb() -> None:
     env = dict(os.environ, CNNVIZ_BENCH_NO_XVFB="1")
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1920x1080x24 +extension GLX", sys.executable, *sys.argv]
     sys.exit(subprocess.call(cmd, env=env))
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process now, in MB (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return 0.0
 
 
 BIG = {"big": ((32, 64), (128,)), "huge": ((48, 64), (256,))}
@@ -151,9 +161,12 @@ def main() -> None:
     for name in args.models.split(","):
         loaded = _model(name, weights)
         name = loaded.arch.name
+        rss_before = _rss_mb()
         t0 = time.perf_counter()
         panel.set_model(loaded)
+        wait_frame(panel.view)  # the first upload of the geometry
         set_model_ms = (time.perf_counter() - t0) * 1e3
+        rss_mb = _rss_mb() - rss_before
         snaps = [snapshot_for(loaded, d) for d in ("seven", "one", "zero")]
         for mode in ("significant", "all"):
             panel.set_connection_mode(mode)
@@ -188,6 +201,7 @@ def main() -> None:
                 "neurons": panel.layout_.neuron_count,
                 "aggregated_layers": sorted(panel.layout_.aggregation),
                 "set_model_ms": round(set_model_ms, 1),
+                "set_model_rss_mb": round(rss_mb, 1),
                 "edges": panel.layout_.edge_count,
                 "lines_drawn": panel.lines.segment_count("shown") + panel.lines.segment_count("base"),
                 "line_budget_per_layer": panel.line_budget,

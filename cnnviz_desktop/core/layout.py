@@ -185,9 +185,10 @@ class SceneLayout:
         edges can share one drawn line; ``locate`` gives a cube's first neuron.
     filter_kernels: conv layer name -> cells per side of each drawn filter: the kernel size, or 1 when
         the layer has more than FILTER_CELL_BUDGET weights (one cell per filter, its mean weight).
-    base_edges: (M,) int64 sorted positions in the edge arrays of the lines 'all connections' draws:
-        one edge per distinct drawn (src cube, dst cube) pair, at most ALL_LINES_CAP in all (an even
-        sample per target layer beyond that, in proportion to the layer's distinct lines).
+    base_lines: (M, 2) int32 (src cube, dst cube) of the lines 'all connections' draws: every
+        distinct drawn pair (edges into or out of an aggregated layer share lines), at most
+        ALL_LINES_CAP in all (beyond that an even sample per target layer, in proportion to the
+        layer's distinct lines); base_distinct: the number of distinct pairs before that cap.
     """
 
     arch: Architecture
@@ -207,7 +208,7 @@ class SceneLayout:
     unit_labels: tuple[tuple[str, tuple[float, float, float]], ...]
     bounds: np.ndarray
     aggregation: dict[str, Aggregation] = field(default_factory=dict)
-    base_edges: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    base_lines: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32))
     base_distinct: int = 0
     filter_kernels: dict[str, int] = field(default_factory=dict)
 
@@ -458,7 +459,7 @@ def build_layout(arch: Architecture) -> SceneLayout:
         e_start += wire.count
     edge_src = np.ascontiguousarray(np.concatenate(src_parts), dtype=np.int32)
     edge_dst = np.ascontiguousarray(np.concatenate(dst_parts), dtype=np.int32)
-    base_edges, base_distinct = _base_edges(edge_src, edge_dst, edge_slices, specs, aggregations, start)
+    base_lines, base_distinct = _base_lines(edge_src, edge_dst, edge_slices, specs, aggregations, boxes)
 
     out_box = boxes[specs[-1].name]
     out_centers = centers_arr[out_box.cubes]
@@ -477,7 +478,7 @@ def build_layout(arch: Architecture) -> SceneLayout:
     lo[2] = min(lo[2], min(p[2] for _, p in unit_labels) - 1.0)
     bounds = np.stack([lo, hi]).astype(np.float32)
 
-    for a in (centers_arr, sizes_arr, filter_centers, filter_sizes, edge_src, edge_dst, bounds, base_edges):
+    for a in (centers_arr, sizes_arr, filter_centers, filter_sizes, edge_src, edge_dst, bounds, base_lines):
         a.setflags(write=False)
     layer_index_arr = np.concatenate(layer_index)
     layer_index_arr.setflags(write=False)
@@ -485,30 +486,43 @@ def build_layout(arch: Architecture) -> SceneLayout:
                        layer_index=layer_index_arr, layers=boxes, edge_src=edge_src, edge_dst=edge_dst,
                        edge_slices=edge_slices, filter_centers=filter_centers, filter_sizes=filter_sizes,
                        filter_slices=f_slices, filter_anchors=f_anchors, unit_labels=unit_labels, bounds=bounds,
-                       aggregation=aggregations, base_edges=base_edges, base_distinct=base_distinct,
+                       aggregation=aggregations, base_lines=base_lines, base_distinct=base_distinct,
                        filter_kernels=filter_kernels)
 
 
-def _base_edges(edge_src: np.ndarray, edge_dst: np.ndarray, edge_slices: dict[str, slice], specs,
-                aggregations: dict[str, Aggregation], cubes: int) -> tuple[np.ndarray, int]:
-    """(positions of the lines 'all connections' draws, distinct drawn lines in the network): see
-    SceneLayout.base_edges. Only layers touching an aggregated one can repeat a (src, dst) cube pair."""
+def _base_lines(edge_src: np.ndarray, edge_dst: np.ndarray, edge_slices: dict[str, slice], specs,
+                aggregations: dict[str, Aggregation], boxes: dict[str, LayerBox]) -> tuple[np.ndarray, int]:
+    """(the lines 'all connections' draws, distinct drawn lines in the network): see SceneLayout.base_lines.
+
+    Only layers touching an aggregated one can repeat a (src cube, dst cube) pair; their distinct pairs
+    come from a bitmap over (source cubes x target cubes) -- at most ~6,000 x 6,000 bits by the cube
+    budget -- which is ~10x faster than sorting 2M keys.
+    """
     by_name = {s.name: s for s in specs}
     parts = []
     for name, sl in edge_slices.items():
-        if name in aggregations or by_name[name].source in aggregations:
-            key = edge_src[sl].astype(np.int64) * cubes + edge_dst[sl]
-            _, first = np.unique(key, return_index=True)
-            parts.append(np.sort(first).astype(np.int64) + sl.start)
+        source = by_name[name].source
+        src, dst = edge_src[sl], edge_dst[sl]
+        if name in aggregations or source in aggregations:
+            s0, d0 = boxes[source].cubes.start, boxes[name].cubes.start
+            n_src, n_dst = boxes[source].cubes.stop - s0, boxes[name].cubes.stop - d0
+            key = (src - s0).astype(np.int64) * n_dst + (dst - d0)
+            if n_src * n_dst <= 1 << 26:
+                seen = np.zeros(n_src * n_dst, dtype=bool)
+                seen[key] = True
+                key = np.flatnonzero(seen)
+            else:
+                key = np.unique(key)
+            parts.append(np.stack([key // n_dst + s0, key % n_dst + d0], axis=1).astype(np.int32))
         else:
-            parts.append(np.arange(sl.start, sl.stop, dtype=np.int64))
-    distinct = sum(p.size for p in parts)
+            parts.append(np.stack([src, dst], axis=1))
+    distinct = sum(len(p) for p in parts)
     if distinct > ALL_LINES_CAP:
         # An even sample of each layer, in proportion to its distinct lines: every gap keeps its texture.
-        parts = [p[np.linspace(0, p.size - 1, max(1, p.size * ALL_LINES_CAP // distinct)).astype(np.int64)]
-                 if p.size else p for p in parts]
-    out = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-    return np.ascontiguousarray(out), int(distinct)
+        parts = [p[np.linspace(0, len(p) - 1, max(1, len(p) * ALL_LINES_CAP // distinct)).astype(np.int64)]
+                 if len(p) else p for p in parts]
+    out = np.concatenate(parts) if parts else np.zeros((0, 2), np.int32)
+    return np.ascontiguousarray(out, dtype=np.int32), int(distinct)
 
 
 @lru_cache(maxsize=8)

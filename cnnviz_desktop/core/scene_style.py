@@ -153,14 +153,14 @@ def line_colors(norm: np.ndarray, layer_alpha: np.ndarray, palette: str) -> np.n
 def status_text(mode: str, shown: int, total: int, significant: int, lay: SceneLayout | None = None) -> str:
     """The scene's one-line connection summary; with ``lay``, also what is capped or aggregated.
 
-    In 'all' mode ``shown`` is ignored: the grey lines are lay.base_edges (every edge unless the
+    In 'all' mode ``shown`` is ignored: the grey lines are lay.base_lines (every edge unless the
     network has more distinct lines than layout.ALL_LINES_CAP).
     """
     note = aggregation_note(lay) if lay is not None else ""
     if mode == "none":
         return f"Connections hidden ({total:,} in the network){note}"
     if mode == "all":
-        drawn = lay.base_edges.size if lay is not None else total
+        drawn = len(lay.base_lines) if lay is not None else total
         if drawn < total:
             return (f"All connections: showing {drawn:,} of {total:,} (an even sample; "
                     f"{significant:,} significant in colour){note}")

@@ -65,7 +65,7 @@ def test_shipped_models_are_drawn_neuron_by_neuron():
         lay = layout(arch)
         assert lay.aggregation == {}
         assert lay.cube_count == lay.neuron_count
-        assert lay.base_edges.size == lay.edge_count  # 'all' still draws every line
+        assert len(lay.base_lines) == lay.edge_count  # 'all' still draws every line
         assert scene_style.aggregation_note(lay) == ""
 
 
@@ -81,8 +81,11 @@ def test_every_map_layer_stays_within_its_cube_budget(arch):
             assert (spec.name in lay.aggregation) == (spec.size > MAP_CUBE_BUDGET)
         assert box.size == spec.size
     assert lay.cube_count < lay.neuron_count
-    assert lay.base_edges.size <= ALL_LINES_CAP
-    assert np.all(np.diff(lay.base_edges) > 0)
+    assert len(lay.base_lines) <= ALL_LINES_CAP < lay.base_distinct
+    # Every grey line joins the cubes of a real edge, and none is drawn twice.
+    keys = lay.base_lines[:, 0].astype(np.int64) * lay.cube_count + lay.base_lines[:, 1]
+    assert np.unique(keys).size == keys.size
+    assert np.isin(keys, lay.edge_src.astype(np.int64) * lay.cube_count + lay.edge_dst).all()
     assert len(lay.centers) == len(lay.sizes) == len(lay.layer_index) == lay.cube_count
 
 
@@ -102,7 +105,7 @@ def test_one_slab_per_channel_when_no_grid_fits(monkeypatch):
     np.testing.assert_allclose(agg.reduce(a, "mean"), a.reshape(512, -1).mean(axis=1), rtol=1e-5)
     titles = layer_titles(lay.specs[1], 1)
     assert "one slab per map, max" in titles[0] and "slab" in titles[1]
-    assert lay.base_edges.size <= ALL_LINES_CAP
+    assert len(lay.base_lines) <= ALL_LINES_CAP
 
 
 @pytest.mark.parametrize("how", ["max", "mean"])
@@ -192,7 +195,7 @@ def test_drawn_lines_are_bounded_per_layer_and_distinct(big):
 
 def test_status_says_what_is_capped_and_aggregated(big):
     text = scene_style.status_text("all", 0, big.edge_count, 12_345, big)
-    assert f"showing {big.base_edges.size:,} of {big.edge_count:,}" in text
+    assert f"showing {len(big.base_lines):,} of {big.edge_count:,}" in text
     assert "conv1" in text and "aggregated" in text
     text = scene_style.status_text("significant", 3000, big.edge_count, 40_000, big)
     assert "3,000 of" in text and "aggregated" in text

@@ -67,8 +67,8 @@ def test_a_big_model_is_shown_aggregated_and_stays_usable(start_app, qtbot, big_
     # 'All connections' draws a capped sample and says so.
     window.session.set_connection_mode("all")
     qtbot.waitUntil(lambda: panel.connection_mode == "all", timeout=5_000)
-    assert panel.lines.segment_count("base") == lay.base_edges.size <= ALL_LINES_CAP
-    assert f"showing {lay.base_edges.size:,} of {lay.edge_count:,}" in panel.status_text
+    assert panel.lines.segment_count("base") == len(lay.base_lines) <= ALL_LINES_CAP
+    assert f"showing {len(lay.base_lines):,} of {lay.edge_count:,}" in panel.status_text
     _frame(qtbot, panel)
     window.session.set_connection_mode("significant")
     qtbot.waitUntil(lambda: panel.connection_mode == "significant", timeout=5_000)

@@ -198,7 +198,7 @@ class ScenePanel(QtWidgets.QWidget):
         if self.view is not None:
             self.cubes.set_instances(lay.centers, lay.sizes)
             self.filter_cells.set_instances(lay.filter_centers, lay.filter_sizes)
-            self.lines.set_layer("base", positions=lay.centers[self._endpoints[lay.base_edges].reshape(-1)])
+            self.lines.set_layer("base", positions=lay.centers[lay.base_lines.reshape(-1)])
             self.lines.set_layer("shown", positions=np.zeros((0, 3), np.float32), colors=np.zeros((0, 4), np.uint8))
             self.lines.set_layer("highlight", positions=np.zeros((0, 3), np.float32),
                                  colors=np.zeros((0, 4), np.uint8))
@@ -251,7 +251,7 @@ class ScenePanel(QtWidgets.QWidget):
             shown = np.zeros(0, dtype=np.int64)
         else:
             shown = scene_style.drawn_edges(lay, self._significant, self._edge_norm, self.line_budget)
-        self._shown_edges = int(shown.size) if mode != "all" else int(lay.base_edges.size)
+        self._shown_edges = int(shown.size) if mode != "all" else len(lay.base_lines)
         rgba = scene_style.line_colors(self._edge_norm[shown], self._edge_alpha[shown], self._palette)
         positions = lay.centers[self._endpoints[shown].reshape(-1)]
         self.lines.set_layer("shown", positions=positions, colors=np.repeat(rgba, 2, axis=0), visible=mode != "none")
