@@ -161,6 +161,7 @@ def main() -> None:
     for name in args.models.split(","):
         loaded = _model(name, weights)
         name = loaded.arch.name
+        panel.set_connection_mode("significant")  # the app's default: the model switch, not 'all' lines
         rss_before = _rss_mb()
         t0 = time.perf_counter()
         panel.set_model(loaded)
