@@ -1,9 +1,11 @@
 """Cost of one full per-stroke analysis (Analyzer.analyse) against a bare forward pass. Prints one JSON object.
 
-    python benchmarks/bench_analysis.py [--repeats N]
+    python benchmarks/bench_analysis.py [--repeats N] [--models tiny,wide,big]
 
 Inputs: ten built-in hand-drawn-like digits (anti-aliased polylines, pen ~2 px) on the app's 28x28 canvas,
-cycled. For each shipped model:
+cycled. For each model (the shipped tiny and wide, and 'big': issue 14's scale target, a random-weight
+network of the family with conv (32, 64) and dense (128,), 37,306 neurons and 2,659,072 connections;
+'huge' = conv (48, 64), dense (256,); or NAME=C1/C2:D1):
 - full: Analyzer.analyse (preprocess, forward, Grad-CAM + HiResCAM, canvas resampling, every contribution,
   significant edges, freezing), median and p95 in ms;
 - forward: the torch model on the already preprocessed tensor under no_grad (the bare network);
@@ -18,11 +20,13 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from cnnviz_desktop.core import weights
+from cnnviz_desktop.core import networks, weights
+from cnnviz_desktop.core.architecture import Architecture, neuron_count
 from cnnviz_desktop.core.analysis import AnalysisRequest, Analyzer
 from cnnviz_desktop.core.preprocess import preprocess
 
@@ -70,15 +74,37 @@ def stats(samples: list[float]) -> dict:
             "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 4)}
 
 
+BIG = {"big": ((32, 64), (128,)), "huge": ((48, 64), (256,))}
+
+
+def _model(spec: str):
+    """A shipped model by name, or a random-weight network of the family: 'big', 'huge' or 'NAME=C1/C2:D1'."""
+    if spec in BIG:
+        name, (conv, dense) = spec, BIG[spec]
+    elif "=" in spec:
+        name, body = spec.split("=", 1)
+        conv_text, _, dense_text = body.partition(":")
+        conv = tuple(int(c) for c in conv_text.split("/") if c)
+        dense = tuple(int(d) for d in dense_text.split("/") if d)
+    else:
+        return weights.load(spec)
+    arch = Architecture.family(name, conv_channels=conv, dense_units=dense)
+    torch.manual_seed(0)
+    return weights.LoadedModel(model=networks.build(arch).eval(), arch=arch, path=Path(f"(random {name})"), card={})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=400)
+    parser.add_argument("--models", default="tiny,wide,big")
     args = parser.parse_args()
     canvases = [draw(DIGITS[d]) for d in range(10)]
     requests = [AnalysisRequest(i, c) for i, c in enumerate(canvases)]
     result: dict = {"repeats": args.repeats, "inputs": "10 built-in drawn digits, 28x28 canvas", "models": {}}
-    for name in ("tiny", "wide"):
-        loaded = weights.load(name)
+    for spec in args.models.split(","):
+        loaded = _model(spec)
+        name = loaded.arch.name
+        repeats = args.repeats if spec in ("tiny", "wide") else max(40, args.repeats // 4)
         analyzer = Analyzer(loaded)
         model = loaded.model
         tensors = [preprocess(c).tensor for c in canvases]
@@ -90,7 +116,7 @@ def main() -> None:
         for _ in range(4):
             for threads in (1, 2):
                 torch.set_num_threads(threads)
-                n = max(10, args.repeats // 4)
+                n = max(10, repeats // 4)
                 samples[threads, "full"] += sample(analyzer.analyse, requests, n)
                 with torch.no_grad():
                     samples[threads, "forward"] += sample(model, tensors, n)
@@ -101,9 +127,11 @@ def main() -> None:
             block["ratio_full_over_predict"] = round(block["full"]["median_ms"] / block["predict"]["median_ms"], 2)
             entry[f"threads_{threads}"] = block
         torch.set_num_threads(1)
-        snaps = [analyzer.analyse(requests[i % 10]).timings for i in range(args.repeats // 2)]
+        snaps = [analyzer.analyse(requests[i % 10]).timings for i in range(repeats // 2)]
         entry["stages_median_ms"] = {k: round(statistics.median(t[k] for t in snaps), 4) for k in snaps[0]}
         entry["edges"] = int(sum(w.count for w in analyzer.wiring.values()))
+        entry["neurons"] = neuron_count(loaded.arch)
+        entry["repeats"] = repeats
         result["models"][name] = entry
     print(json.dumps(result))
 

@@ -1,6 +1,6 @@
 """Cost of the 3D scene per stroke: apply a snapshot, then render a frame. Prints one JSON object.
 
-    python benchmarks/bench_scene.py [--frames N] [--size 1280x720]
+    python benchmarks/bench_scene.py [--frames N] [--size 1280x720] [--models tiny,wide,big]
 
 Needs an X server with OpenGL. Without DISPLAY the script re-runs itself under
 ``xvfb-run -a -s "-screen 0 1280x720x24 +extension GLX"`` (Debian's xvfb package), the setup the
@@ -9,7 +9,9 @@ tests use (Mesa llvmpipe, software rendering).
 Measured in one run, each as the median over --frames frames, the window at --size:
 - empty_frame_ms: an empty pyqtgraph GLViewWidget, update() until frameSwapped (the baseline),
   measured around every block below (that block's ratios use its own baseline) and overall.
-- per model (tiny, wide) and connection mode ('significant' default, 'all'):
+- per model (tiny, wide, and 'big': the scale target of issue 14, a random-weight network of the family
+  with conv (32, 64) and dense (128,): 37,306 neurons, 2,659,072 connections; any ``name=C1/C2:D1``
+  spec such as ``huge=48/64:256`` adds another) and connection mode ('significant' default, 'all'):
   apply_ms: CPU time of ScenePanel.apply (recolour; no GL work happens there);
   frame_ms: apply + update() + wait for frameSwapped (the user-visible cost of one stroke);
   redraw_ms: a frame with nothing changed (an expose, a hover);
@@ -20,7 +22,11 @@ Measured in one run, each as the median over --frames frames, the window at --si
     diagonal: 600 at 1600x1000, 500 at 1366x768) plus, in 'all' mode, every other edge;
   label_place_ms: CPU time of one label placement (project the anchors, place without collisions;
     a frame with an unchanged camera reuses the last placement);
-  ratio_frame: frame_ms / empty_frame_ms, ratio_redraw: redraw_ms / empty_frame_ms.
+  ratio_frame: frame_ms / empty_frame_ms, ratio_redraw: redraw_ms / empty_frame_ms, ratio_frame_min: the
+  fastest stroke frame / the fastest empty frame of the block;
+  neurons, cubes (fewer when a layer is drawn aggregated), aggregated_layers, set_model_ms (geometry
+  build + first frame, once per model), set_model_rss_mb (resident memory it added; the first model
+  also pays for the GL driver's buffers, a cached layout costs nothing the second time).
 Snapshots come from the analysis engine on three built-in digits (alternated so every frame changes).
 """
 
@@ -46,10 +52,47 @@ def _reexec_under_xvfb() -> None:
     sys.exit(subprocess.call(cmd, env=env))
 
 
+def _rss_mb() -> float:
+    """Resident memory of this process now, in MB (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return 0.0
+
+
+BIG = {"big": ((32, 64), (128,)), "huge": ((48, 64), (256,))}
+
+
+def _model(spec: str, weights):
+    """A shipped model by name, or a random-weight network of the family: 'big', 'huge' or 'NAME=C1/C2:D1'."""
+    from pathlib import Path
+
+    import torch
+
+    from cnnviz_desktop.core import networks
+    from cnnviz_desktop.core.architecture import Architecture
+
+    if spec in BIG:
+        name, (conv, dense) = spec, BIG[spec]
+    elif "=" in spec:
+        name, body = spec.split("=", 1)
+        conv_text, _, dense_text = body.partition(":")
+        conv = tuple(int(c) for c in conv_text.split("/") if c)
+        dense = tuple(int(d) for d in dense_text.split("/") if d)
+    else:
+        return weights.load(spec)
+    arch = Architecture.family(name, conv_channels=conv, dense_units=dense)
+    torch.manual_seed(0)
+    return weights.LoadedModel(model=networks.build(arch).eval(), arch=arch, path=Path(f"(random {name})"), card={})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--models", default="tiny,wide,big",
+                        help="comma-separated shipped names, 'big', or NAME=C1/C2:D1 random-weight specs")
     args = parser.parse_args()
     _reexec_under_xvfb()
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
@@ -115,9 +158,16 @@ def main() -> None:
     result["renderer"] = GL.glGetString(GL.GL_RENDERER).decode()
     panel.view.doneCurrent()
 
-    for name in ("tiny", "wide"):
-        loaded = weights.load(name)
+    for name in args.models.split(","):
+        loaded = _model(name, weights)
+        name = loaded.arch.name
+        panel.set_connection_mode("significant")  # the app's default: the model switch, not 'all' lines
+        rss_before = _rss_mb()
+        t0 = time.perf_counter()
         panel.set_model(loaded)
+        wait_frame(panel.view)  # the first upload of the geometry
+        set_model_ms = (time.perf_counter() - t0) * 1e3
+        rss_mb = _rss_mb() - rss_before
         snaps = [snapshot_for(loaded, d) for d in ("seven", "one", "zero")]
         for mode in ("significant", "all"):
             panel.set_connection_mode(mode)
@@ -149,6 +199,10 @@ def main() -> None:
             red = statistics.median(redraw)
             result[f"{name}_{mode}"] = {
                 "cubes": panel.layout_.cube_count,
+                "neurons": panel.layout_.neuron_count,
+                "aggregated_layers": sorted(panel.layout_.aggregation),
+                "set_model_ms": round(set_model_ms, 1),
+                "set_model_rss_mb": round(rss_mb, 1),
                 "edges": panel.layout_.edge_count,
                 "lines_drawn": panel.lines.segment_count("shown") + panel.lines.segment_count("base"),
                 "line_budget_per_layer": panel.line_budget,
@@ -161,6 +215,9 @@ def main() -> None:
                 "empty_frame_ms": round(empty_ms, 3),
                 "ratio_frame": round(med / empty_ms, 2),
                 "ratio_redraw": round(red / empty_ms, 2),
+                # The fastest frame over the fastest empty frame of the block: on a shared, loaded
+                # machine the least disturbed pair, steadier than the medians' ratio.
+                "ratio_frame_min": round(min(frame) / min(empty_block), 2),
             }
     panel.close()
     empty.close()

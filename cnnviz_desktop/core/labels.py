@@ -19,6 +19,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .layout import aggregation_block, filter_cells_per_side
+from .scene_style import AGGREGATE
+
 Rect = tuple[float, float, float, float]  # x, y, w, h in pixels, (x, y) the top-left corner
 
 # Where the label sits relative to its anchor: the rectangle's reference point is the anchor.
@@ -163,6 +166,22 @@ def layer_titles(spec, source_channels: int | None = None) -> tuple[str, ...]:
     """
     shape = spec.shape
     dims = "\u00d7".join(str(n) for n in shape)
+    block = aggregation_block(spec)
+    if block > 1:
+        # Drawn aggregated (core.layout): every variant says so, down to the name-only one.
+        how = (f"{block}\u00d7{block} blocks, {AGGREGATE}" if block < max(shape[1:])
+               else f"one slab per map, {AGGREGATE}")
+        full, compact, _ = _titles(spec, dims, source_channels)
+        if spec.kind == "conv":
+            full = full.replace(f"maps {shape[1]}\u00d7{shape[2]}", f"maps {shape[1]}\u00d7{shape[2]} (shown as {how})")
+        else:
+            full = f"{full} (shown as {how})"
+        return (full, f"{compact} ({how})", f"{spec.name} ({block}\u00d7{block} {AGGREGATE})")
+    return _titles(spec, dims, source_channels)
+
+
+def _titles(spec, dims: str, source_channels: int | None) -> tuple[str, ...]:
+    shape = spec.shape
     if spec.kind == "input":
         return (f"input {shape[1]}\u00d7{shape[2]}", "input")
     if spec.kind == "output":
@@ -170,6 +189,8 @@ def layer_titles(spec, source_channels: int | None = None) -> tuple[str, ...]:
     if spec.kind == "conv":
         full = (f"{spec.name}: {shape[0]} maps {shape[1]}\u00d7{shape[2]}  \u00b7  "
                 f"{shape[0]}\u00d7{source_channels or '?'} filters {spec.kernel}\u00d7{spec.kernel}")
+        if source_channels and spec.kernel and spec.kernel > 1 and filter_cells_per_side(spec, source_channels) == 1:
+            full += " (a cell each: mean weight)"
         return (full, f"{spec.name} \u00b7 {dims}", spec.name)
     if spec.kind == "pool":
         full = f"{spec.name}: max {spec.kernel}\u00d7{spec.kernel} \u2192 {dims}"

@@ -20,6 +20,10 @@ from . import colors
 from .layout import SceneLayout
 
 CONNECTION_MODES = ("significant", "all", "none")
+# What one cube of an aggregated layer shows: the max of its block. A ReLU map is sparse (a stroke
+# lights a few cells): the mean of a block would dim a strong, local response below a weak, wide one,
+# while the max keeps what a max-pool would pass on, and stays on the layer's colour scale.
+AGGREGATE = "max"
 # Significant lines drawn per layer at most (the strongest) in a view of BUDGET_REFERENCE_VIEW. Each
 # long line costs ~5 us on a software renderer (input -> conv1 alone has ~16k significant ones).
 DEFAULT_LINE_BUDGET = 600
@@ -58,9 +62,19 @@ def layer_values(kind: str, name: str, snapshot, count: int) -> tuple[np.ndarray
 
 
 def cube_colors(lay: SceneLayout, snapshot, palette: str, rgba_out: np.ndarray, values_out: np.ndarray) -> None:
-    """Fill rgba_out (N, 4) uint8 and values_out (N,) float32 for every cube of ``lay`` from a snapshot."""
+    """Fill rgba_out (N, 4) uint8 and values_out (N,) float32 for every cube of ``lay`` from a snapshot.
+
+    A cube of an aggregated layer shows the AGGREGATE ('max') of its block's activations, on the colour
+    scale of the whole layer (its largest activation), so the brightest cube is as bright as the
+    brightest neuron would be.
+    """
     for name, box in lay.layers.items():
-        values, scale = layer_values(box.kind, name, snapshot, box.cubes.stop - box.cubes.start)
+        values, scale = layer_values(box.kind, name, snapshot, box.size)
+        agg = lay.aggregation.get(name)
+        if agg is not None:
+            if scale is None and values.size:
+                scale = float(values.max()) or None  # the layer's own scale: aggregating does not rescale colours
+            values = agg.reduce(values, AGGREGATE)
         values_out[box.cubes] = values
         colors.activation_colors(values, scale, palette, out=rgba_out[box.cubes])
 
@@ -80,10 +94,10 @@ def edge_state(lay: SceneLayout, snapshot, budget: int, view: tuple[int, int], c
         c = np.asarray(snapshot.contributions[name], np.float32)
         contrib_out[sl] = c
         significant_out[sl] = snapshot.significant[name]
-        m = float(np.abs(c).max()) if c.size else 0.0
+        m = max(float(c.max()), -float(c.min())) if c.size else 0.0  # max |c| without a 2M-element temporary
         drawn = int(np.count_nonzero(snapshot.significant[name]))
         if budget:
-            drawn = min(drawn, budget)
+            drawn = min(drawn, layer_budget(lay, name, budget))
         density = math.sqrt(FADE_ABOVE * scale / max(1, drawn))
         layer_alpha_out[sl] = 255.0 * min(1.0, max(0.1, density))
         np.multiply(c, np.float32(1.0 / m) if m > 0 else np.float32(0.0), out=norm_out[sl])
@@ -91,15 +105,41 @@ def edge_state(lay: SceneLayout, snapshot, budget: int, view: tuple[int, int], c
 
 def drawn_edges(lay: SceneLayout, significant: np.ndarray, norm: np.ndarray, budget: int) -> np.ndarray:
     """Sorted positions (int64) of the significant edges to draw: all of them, or per target layer the
-    strongest ``budget`` by |contribution| when it has more (0 or None: no limit)."""
+    strongest ``layer_budget`` by |contribution| when it has more (0 or None: no limit). Into or out of
+    an aggregated layer, edges sharing one drawn line are drawn once (the strongest)."""
     parts = []
-    for sl in lay.edge_slices.values():
+    for name, sl in lay.edge_slices.items():
         idx = np.flatnonzero(significant[sl])
-        if budget and idx.size > budget:
+        limit = layer_budget(lay, name, budget) if budget else 0
+        if limit and idx.size > limit:
             strength = np.abs(norm[sl][idx])
-            idx = np.sort(idx[np.argpartition(strength, idx.size - budget)[idx.size - budget:]])
-        parts.append(idx + sl.start)
+            idx = np.sort(idx[np.argpartition(strength, idx.size - limit)[idx.size - limit:]])
+        idx = idx + sl.start
+        if idx.size > 1 and _block(lay, name) > 1:
+            idx = _distinct_lines(lay, idx, norm)
+        parts.append(idx)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _block(lay: SceneLayout, name: str) -> int:
+    """The larger aggregation block of the two layers edge layer ``name`` joins (1: both exact)."""
+    source = next(s.source for s in lay.specs if s.name == name)
+    return max((lay.aggregation[n].block for n in (name, source) if n in lay.aggregation), default=1)
+
+
+def layer_budget(lay: SceneLayout, name: str, budget: int) -> int:
+    """Lines drawn at most into layer ``name``: ``budget``, divided by the aggregation block of either
+    end (a cube standing for b x b neurons gathers the lines of all of them: fewer lines draw the same
+    fan, and a 2M-edge network's fans no longer bury its maps)."""
+    return max(1, budget // _block(lay, name)) if budget else budget
+
+
+def _distinct_lines(lay: SceneLayout, idx: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """Of edges sharing one drawn (src cube, dst cube) line (an aggregated end), the strongest: sorted."""
+    by_strength = idx[np.argsort(-np.abs(norm[idx]), kind="stable")]
+    key = lay.edge_src[by_strength].astype(np.int64) * lay.cube_count + lay.edge_dst[by_strength]
+    _, first = np.unique(key, return_index=True)
+    return np.sort(by_strength[first])
 
 
 def line_colors(norm: np.ndarray, layer_alpha: np.ndarray, palette: str) -> np.ndarray:
@@ -110,21 +150,49 @@ def line_colors(norm: np.ndarray, layer_alpha: np.ndarray, palette: str) -> np.n
     return rgba
 
 
-def status_text(mode: str, shown: int, total: int, significant: int) -> str:
-    """The scene's one-line connection summary."""
+def status_text(mode: str, shown: int, total: int, significant: int, lay: SceneLayout | None = None) -> str:
+    """The scene's one-line connection summary; with ``lay``, also what is capped or aggregated.
+
+    In 'all' mode ``shown`` is ignored: the grey lines are lay.base_lines (every edge unless the
+    network has more distinct lines than layout.ALL_LINES_CAP).
+    """
+    note = aggregation_note(lay) if lay is not None else ""
     if mode == "none":
-        return f"Connections hidden ({total:,} in the network)"
+        return f"Connections hidden ({total:,} in the network){note}"
     if mode == "all":
-        return f"All {total:,} connections shown ({significant:,} significant in colour)"
+        drawn = len(lay.base_lines) if lay is not None else total
+        if drawn < total:
+            return (f"All connections: showing {drawn:,} of {total:,} (an even sample; "
+                    f"{significant:,} significant in colour){note}")
+        return f"All {total:,} connections shown ({significant:,} significant in colour){note}"
     if shown < significant:
-        return f"{shown:,} of {total:,} connections shown (the strongest of {significant:,} significant)"
-    return f"{shown:,} of {total:,} connections shown (significant only)"
+        return f"{shown:,} of {total:,} connections shown (the strongest of {significant:,} significant){note}"
+    return f"{shown:,} of {total:,} connections shown (significant only){note}"
+
+
+def aggregation_note(lay: SceneLayout) -> str:
+    """'' for a network drawn neuron by neuron, else e.g. '  ·  conv1, conv2 aggregated: one cube per
+    2×2 block, max' (appended to the status line: the layer titles say it per layer)."""
+    if not lay.aggregation:
+        return ""
+    names = ", ".join(lay.aggregation)
+    blocks = sorted({a.block for a in lay.aggregation.values()})
+    sizes = "/".join(f"{b}\u00d7{b}" for b in blocks)
+    return f"  \u00b7  {names} aggregated: one cube per {sizes} block, {AGGREGATE}"
 
 
 def describe_neuron(lay: SceneLayout, cube: int, value: float, significant_inputs: int | None) -> str:
     """'conv1 channel 3, row 5, col 7: activation 0.412  ·  4 of 9 inputs significant' for a cube."""
     name, idx = lay.locate(cube)
     box = lay.layers[name]
+    block = lay.block(cube)
+    if block is not None:
+        ch, y0, y1, x0, x1 = block
+        where = f"channel {ch}, rows {y0}-{y1 - 1}, cols {x0}-{x1 - 1}"
+        count = (y1 - y0) * (x1 - x0)
+        # The highlighted lines are those of the block's first neuron: say so rather than count them.
+        return (f"{name} {where}: {AGGREGATE} activation {value:.3f} of {count} neurons (aggregated)"
+                f"  \u00b7  lines into row {y0}, col {x0}")
     if len(idx) == 3:
         where = f"channel {idx[0]}, row {idx[1]}, col {idx[2]}" if box.shape[0] > 1 else f"row {idx[1]}, col {idx[2]}"
     else:
@@ -135,6 +203,19 @@ def describe_neuron(lay: SceneLayout, cube: int, value: float, significant_input
     if fan_in and significant_inputs is not None:
         text += f"  \u00b7  {significant_inputs} of {fan_in} inputs significant"
     return text
+
+
+def filter_values(lay: SceneLayout, name: str, weight: np.ndarray | None) -> np.ndarray | None:
+    """(cells,) float32 values of conv layer ``name``'s filter cells for its (Cout, Cin, k, k) weight:
+    every weight, or each filter's mean weight where the layout draws one cell per filter (its response
+    to a flat patch, up to scale); None when the weight does not fit the layout."""
+    sl = lay.filter_slices.get(name)
+    if weight is None or sl is None:
+        return None
+    w = np.asarray(weight, np.float32)
+    if w.ndim == 4 and lay.filter_kernels.get(name, w.shape[-1]) == 1 and w.shape[-1] > 1:
+        w = w.mean(axis=(2, 3))
+    return w.reshape(-1) if w.size == sl.stop - sl.start else None
 
 
 def conv_filters(model, specs) -> dict[str, np.ndarray]:

@@ -209,7 +209,7 @@ class ScenePanel(QtWidgets.QWidget):
         if self.view is not None:
             self.cubes.set_instances(lay.centers, lay.sizes)
             self.filter_cells.set_instances(lay.filter_centers, lay.filter_sizes)
-            self.lines.set_layer("base", positions=lay.centers[self._endpoints.reshape(-1)])
+            self.lines.set_layer("base", positions=lay.centers[lay.base_lines.reshape(-1)])
             self.lines.set_layer("shown", positions=np.zeros((0, 3), np.float32), colors=np.zeros((0, 4), np.uint8))
             self.lines.set_layer("highlight", positions=np.zeros((0, 3), np.float32),
                                  colors=np.zeros((0, 4), np.uint8))
@@ -236,7 +236,7 @@ class ScenePanel(QtWidgets.QWidget):
         acts = snapshot.activations
         for name, box in lay.layers.items():
             a = acts.get(name)
-            if a is None or a.size != box.cubes.stop - box.cubes.start:
+            if a is None or a.size != box.size:
                 return False
         self._snapshot = snapshot
         self._recolor()
@@ -267,13 +267,13 @@ class ScenePanel(QtWidgets.QWidget):
             shown = np.zeros(0, dtype=np.int64)
         else:
             shown = scene_style.drawn_edges(lay, self._significant, self._edge_norm, self.line_budget)
-        self._shown_edges = int(shown.size) if mode != "all" else lay.edge_count
+        self._shown_edges = int(shown.size) if mode != "all" else len(lay.base_lines)
         rgba = scene_style.line_colors(self._edge_norm[shown], self._edge_alpha[shown], self._palette)
         positions = lay.centers[self._endpoints[shown].reshape(-1)]
         self.lines.set_layer("shown", positions=positions, colors=np.repeat(rgba, 2, axis=0), visible=mode != "none")
         self.lines.set_layer("base", visible=mode == "all")
         sig = int(np.count_nonzero(self._significant))
-        text = scene_style.status_text(mode, self._shown_edges, lay.edge_count, sig)
+        text = scene_style.status_text(mode, self._shown_edges, lay.edge_count, sig, lay)
         self._set_status(SURFACE_STATUS + text if self._surface_mode else text)
 
     def set_line_budget(self, per_layer: int | str | None) -> None:
@@ -567,9 +567,9 @@ class ScenePanel(QtWidgets.QWidget):
         rgba = np.empty((n, 4), dtype=np.uint8)
         rgba[:] = (70, 72, 80, 255)
         for name, sl in lay.filter_slices.items():
-            w = self._filters.get(name)
-            if w is not None and w.size == sl.stop - sl.start:
-                colors.signed_colors(np.asarray(w, np.float32).reshape(-1), None, self._palette, out=rgba[sl])
+            w = scene_style.filter_values(lay, name, self._filters.get(name))
+            if w is not None:
+                colors.signed_colors(w, None, self._palette, out=rgba[sl])
         self.filter_cells.set_colors(rgba)
 
     def _mark_panels(self, *names: str) -> None:
