@@ -310,6 +310,7 @@ def significant_mask(values: np.ndarray, fan_in: int, top_k: int, floor: float) 
 # The layer ops the engine computes (a _Step's op): 'ogap' is an output that global-average-pools 10 maps.
 _WINDOW_OPS = ("max", "avg", "gap", "ogap")
 _SQRT_HALF = 0.7071067811865476
+_ZERO = np.zeros(1, dtype=np.float32)  # the zero slot a padded conv's taps read
 _INV_SQRT_2PI = 0.3989422804014327
 
 
@@ -385,6 +386,26 @@ def _derivative(name: str, pre: np.ndarray, out: np.ndarray, slope: float) -> np
         pdf = np.exp(pre * pre * np.float32(-0.5)) * np.float32(_INV_SQRT_2PI)
         return cdf + pre * pdf
     raise CnnvizError(f"unknown activation {name!r}")
+
+
+# numpy's OpenBLAS runs a matrix product on all its threads from m*n*k >= 65536 * 4 (GEMM_MULTITHREAD_THRESHOLD
+# 4). For the conv products of bigger networks (gap003's conv2: 10 x 90 x 784) on a shared 2-core machine
+# that stalls: measured median 52 us but up to 18-36 ms when its threads must wake, against at most 0.3 ms
+# in blocks below the threshold. Matrix-vector products (fc layers) measured no stall and stay one call.
+_GEMM_LIMIT = 65536 * 4
+
+
+def _gemm(weight: np.ndarray, unfolded: np.ndarray) -> np.ndarray:
+    """weight (m, k) @ unfolded (n, k).T -> (m, n) float32, in blocks of columns that OpenBLAS runs on one thread."""
+    m, k = weight.shape
+    n = unfolded.shape[0]
+    if m * n * k < _GEMM_LIMIT:
+        return weight @ unfolded.T
+    block = max(1, (_GEMM_LIMIT - 1) // (m * k))
+    out = np.empty((m, n), dtype=np.float32)
+    for start in range(0, n, block):
+        out[:, start:start + block] = weight @ unfolded[start:start + block].T
+    return out
 
 
 # torch module classes by the spec op of the layer they implement (checked before the engine trusts them).
@@ -599,7 +620,7 @@ class Analyzer:
         flat: dict[str, np.ndarray] = {"input": normalised.reshape(-1)}
         cols: dict[str, np.ndarray] = {}
         pres: dict[str, np.ndarray] = {}
-        zero = np.zeros(1, dtype=np.float32)
+        zero = _ZERO
         for step in self._steps:
             spec = step.spec
             source = flat[spec.source]
@@ -609,7 +630,7 @@ class Analyzer:
                     source = np.concatenate((source, zero))
                 unfolded = source[step.gather]  # (H*W, Cin*k*k)
                 cols[spec.name] = unfolded
-                pre = step.weight @ unfolded.T  # (Cout, H*W)
+                pre = _gemm(step.weight, unfolded)  # (Cout, H*W)
                 pre += step.bias[:, None]
             elif op == "max":
                 windows = source[step.gather]  # (k*k, n_dst)
@@ -622,11 +643,16 @@ class Analyzer:
             else:
                 pre = step.weight @ source
                 pre += step.bias
-            if step.keep_pre and step.activation is not None:
+            activation = step.activation
+            if activation is None:
+                out = pre
+            elif step.keep_pre:
                 pres[spec.name] = pre
-                out = _activate(step.activation, pre, step.slope, in_place=False)
+                out = _activate(activation, pre, step.slope, in_place=False)
+            elif activation == "relu":  # the family's only activation: inline
+                out = np.maximum(pre, 0.0, out=pre)
             else:
-                out = _activate(step.activation, pre, step.slope, in_place=True)
+                out = _activate(activation, pre, step.slope, in_place=True)
             flat[spec.name] = out.reshape(-1)
         return flat, cols, pres
 
@@ -639,9 +665,12 @@ class Analyzer:
         if contrast is not None:
             grad[contrast] -= 1.0
         for step in reversed(self._head):
-            if step.activation is not None:
+            activation = step.activation
+            if activation == "relu":
+                grad = grad * (pres[step.spec.name] > 0.0)
+            elif activation is not None:
                 name = step.spec.name
-                grad = grad * _derivative(step.activation, pres[name], flat[name], step.slope)
+                grad = grad * _derivative(activation, pres[name], flat[name], step.slope)
             if step.op == "fc":
                 grad = step.weight.T @ grad
             else:  # gap / ogap: each channel's cells share its gradient equally (the windows do not overlap)

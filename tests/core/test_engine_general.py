@@ -492,3 +492,32 @@ def test_a_batch_norm_in_training_mode_is_refused():
     loaded.model.body[1].train()
     with pytest.raises(CnnvizError, match="training mode"):
         Analyzer(loaded)
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_the_session_shows_any_network(key):
+    from cnnviz_desktop.core.session import DictStore, Session, WorkerResult
+
+    loaded = randomised(key)
+    analyzer = Analyzer(loaded)
+    session = Session(DictStore())
+    requests = []
+    session.request_made.connect(requests.append)
+    session.set_model(loaded, remember=False)
+    session.canvas.begin_stroke(14.0, 4.0)
+    for x, y in ((9.0, 12.0), (14.5, 24.0), (19.0, 12.0)):
+        session.canvas.extend_stroke(x, y)
+    session.canvas.end_stroke()
+    session.canvas_edited()
+    assert session.accept(WorkerResult(session.generation, requests[-1].request_id, analyzer.analyse(requests[-1])))
+    cam = last_conv_layer(describe(loaded.arch))
+    assert session.channels == cam.shape[0]
+    labels = [label for label, _ in session.channel_maps()]
+    assert labels == ["Both" if cam.shape[0] == 2 else "All"] + [f"Ch {k}" for k in range(min(cam.shape[0], 10))]
+    assert session.overlay().values.shape == session.snapshot.canvas_cam.shape
+    assert all(0 <= k < session.channels for k in session.blank_paper_channels())
+    for spec in describe(loaded.arch)[1:]:
+        index = tuple(n - 1 for n in spec.shape)
+        session.set_picked(spec.name, index)
+        r0, c0, r1, c1 = session.picked_box()
+        assert r0 < r1 and c0 < c1, spec.name
