@@ -521,3 +521,18 @@ def test_the_session_shows_any_network(key):
         session.set_picked(spec.name, index)
         r0, c0, r1, c1 = session.picked_box()
         assert r0 < r1 and c0 < c1, spec.name
+
+
+def test_blank_paper_channels_are_not_judged_on_a_coarse_grad_cam_grid():
+    from cnnviz_desktop.core.session import BLANK_PAPER_MAX_CELL, DictStore, Session, WorkerResult
+
+    loaded = randomised("bn3")  # Grad-CAM on pool3: 3x3 cells 8 input pixels apart
+    assert receptive_field(describe(loaded.arch), "pool3")[0] > BLANK_PAPER_MAX_CELL
+    session = Session(DictStore())
+    requests = []
+    session.request_made.connect(requests.append)
+    session.set_model(loaded, remember=False)
+    session.load_pixels(DIGITS[0])
+    session.accept(WorkerResult(session.generation, requests[-1].request_id, Analyzer(loaded).analyse(requests[-1])))
+    assert session.snapshot is not None and not session.snapshot.empty
+    assert session.blank_paper_channels() == []
