@@ -442,6 +442,7 @@ def build_layout(arch: Architecture) -> SceneLayout:
 
     wiring = network_wiring(arch)
     src_parts, dst_parts, edge_slices = [], [], {}
+    valid: dict[str, np.ndarray] = {}  # layers with padded taps: which edges have a real source
     e_start = 0
 
     def to_cubes(layer: str, local: np.ndarray) -> np.ndarray:
@@ -456,10 +457,12 @@ def build_layout(arch: Architecture) -> SceneLayout:
         src_parts.append(to_cubes(wire.source, wire.src))
         dst_parts.append(to_cubes(spec.name, wire.dst))
         edge_slices[spec.name] = slice(e_start, e_start + wire.count)
+        if getattr(wire, "valid", None) is not None:
+            valid[spec.name] = wire.valid
         e_start += wire.count
     edge_src = np.ascontiguousarray(np.concatenate(src_parts), dtype=np.int32)
     edge_dst = np.ascontiguousarray(np.concatenate(dst_parts), dtype=np.int32)
-    base_lines, base_distinct = _base_lines(edge_src, edge_dst, edge_slices, specs, aggregations, boxes)
+    base_lines, base_distinct = _base_lines(edge_src, edge_dst, edge_slices, specs, aggregations, boxes, valid)
 
     out_box = boxes[specs[-1].name]
     out_centers = centers_arr[out_box.cubes]
@@ -491,8 +494,12 @@ def build_layout(arch: Architecture) -> SceneLayout:
 
 
 def _base_lines(edge_src: np.ndarray, edge_dst: np.ndarray, edge_slices: dict[str, slice], specs,
-                aggregations: dict[str, Aggregation], boxes: dict[str, LayerBox]) -> tuple[np.ndarray, int]:
+                aggregations: dict[str, Aggregation], boxes: dict[str, LayerBox],
+                valid: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, int]:
     """(the lines 'all connections' draws, distinct drawn lines in the network): see SceneLayout.base_lines.
+
+    valid: per layer with padded convolution taps, (E,) bool of the edges with a real source (wiring.valid);
+    a padded tap has no source neuron and is never drawn.
 
     Only layers touching an aggregated one can repeat a (src cube, dst cube) pair; their distinct pairs
     come from a bitmap over (source cubes x target cubes) -- at most ~6,000 x 6,000 bits by the cube
@@ -503,6 +510,8 @@ def _base_lines(edge_src: np.ndarray, edge_dst: np.ndarray, edge_slices: dict[st
     for name, sl in edge_slices.items():
         source = by_name[name].source
         src, dst = edge_src[sl], edge_dst[sl]
+        if valid and name in valid:
+            src, dst = src[valid[name]], dst[valid[name]]
         if name in aggregations or source in aggregations:
             s0, d0 = boxes[source].cubes.start, boxes[name].cubes.start
             n_src, n_dst = boxes[source].cubes.stop - s0, boxes[name].cubes.stop - d0

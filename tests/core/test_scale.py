@@ -256,3 +256,14 @@ def test_a_conv_layer_with_too_many_weights_draws_one_cell_per_filter(big):
     assert "mean weight" in layer_titles(big.specs[3], 32)[0]
     wide = layout(ARCHITECTURES["wide"])
     assert set(wide.filter_kernels.values()) == {3}
+
+
+def test_all_connections_never_draws_a_padded_tap():
+    from cnnviz_desktop.core.architecture import parse_spec
+    from cnnviz_desktop.core.wiring import network_wiring
+
+    arch = parse_spec("c4k3p1-relu-max2-c4k3p1-relu-fc10", "padded")
+    lay = build_layout(arch)
+    wiring = network_wiring(arch)
+    assert lay.base_distinct == sum(w.real_count for w in wiring.values())
+    assert lay.base_distinct < lay.edge_count  # the padded taps are in the edge arrays, not in the drawn lines
