@@ -1,6 +1,6 @@
 """Cost of one full per-stroke analysis (Analyzer.analyse) against a bare forward pass. Prints one JSON object.
 
-    python benchmarks/bench_analysis.py [--repeats N] [--models tiny,wide,big]
+    python benchmarks/bench_analysis.py [--repeats N] [--models tiny,wide,big,gapfc]
 
 Inputs: ten built-in hand-drawn-like digits (anti-aliased polylines, pen ~2 px) on the app's 28x28 canvas,
 cycled. For each model (the shipped tiny and wide, and 'big': issue 14's scale target, a random-weight
@@ -20,15 +20,14 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from cnnviz_desktop.core import networks, weights
-from cnnviz_desktop.core.architecture import Architecture, neuron_count
+from cnnviz_desktop.core.architecture import neuron_count
 from cnnviz_desktop.core.analysis import AnalysisRequest, Analyzer
 from cnnviz_desktop.core.preprocess import preprocess
+from cnnviz_desktop.devtools.bench_models import HELP, load_model
 
 DIGITS = {
     0: [[(14, 4), (9, 7), (7, 14), (9, 21), (14, 24), (19, 21), (21, 14), (19, 7), (14, 4)]],
@@ -74,29 +73,15 @@ def stats(samples: list[float]) -> dict:
             "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 4)}
 
 
-BIG = {"big": ((32, 64), (128,)), "huge": ((48, 64), (256,))}
-
-
 def _model(spec: str):
-    """A shipped model by name, or a random-weight network of the family: 'big', 'huge' or 'NAME=C1/C2:D1'."""
-    if spec in BIG:
-        name, (conv, dense) = spec, BIG[spec]
-    elif "=" in spec:
-        name, body = spec.split("=", 1)
-        conv_text, _, dense_text = body.partition(":")
-        conv = tuple(int(c) for c in conv_text.split("/") if c)
-        dense = tuple(int(d) for d in dense_text.split("/") if d)
-    else:
-        return weights.load(spec)
-    arch = Architecture.family(name, conv_channels=conv, dense_units=dense)
-    torch.manual_seed(0)
-    return weights.LoadedModel(model=networks.build(arch).eval(), arch=arch, path=Path(f"(random {name})"), card={})
+    """One --models entry as a weights.LoadedModel (cnnviz_desktop.devtools.bench_models)."""
+    return load_model(spec)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=400)
-    parser.add_argument("--models", default="tiny,wide,big")
+    parser.add_argument("--models", default="tiny,wide,big,gapfc", help=HELP)
     args = parser.parse_args()
     canvases = [draw(DIGITS[d]) for d in range(10)]
     requests = [AnalysisRequest(i, c) for i, c in enumerate(canvases)]

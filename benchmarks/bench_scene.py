@@ -1,6 +1,6 @@
 """Cost of the 3D scene per stroke: apply a snapshot, then render a frame. Prints one JSON object.
 
-    python benchmarks/bench_scene.py [--frames N] [--size 1280x720] [--models tiny,wide,big]
+    python benchmarks/bench_scene.py [--frames N] [--size 1280x720] [--models tiny,wide,big,gapfc]
 
 Needs an X server with OpenGL. Without DISPLAY the script re-runs itself under
 ``xvfb-run -a -s "-screen 0 1280x720x24 +extension GLX"`` (Debian's xvfb package), the setup the
@@ -61,38 +61,20 @@ def _rss_mb() -> float:
         return 0.0
 
 
-BIG = {"big": ((32, 64), (128,)), "huge": ((48, 64), (256,))}
-
-
 def _model(spec: str, weights):
-    """A shipped model by name, or a random-weight network of the family: 'big', 'huge' or 'NAME=C1/C2:D1'."""
-    from pathlib import Path
+    """One --models entry as a weights.LoadedModel (cnnviz_desktop.devtools.bench_models)."""
+    from cnnviz_desktop.devtools.bench_models import load_model
 
-    import torch
-
-    from cnnviz_desktop.core import networks
-    from cnnviz_desktop.core.architecture import Architecture
-
-    if spec in BIG:
-        name, (conv, dense) = spec, BIG[spec]
-    elif "=" in spec:
-        name, body = spec.split("=", 1)
-        conv_text, _, dense_text = body.partition(":")
-        conv = tuple(int(c) for c in conv_text.split("/") if c)
-        dense = tuple(int(d) for d in dense_text.split("/") if d)
-    else:
-        return weights.load(spec)
-    arch = Architecture.family(name, conv_channels=conv, dense_units=dense)
-    torch.manual_seed(0)
-    return weights.LoadedModel(model=networks.build(arch).eval(), arch=arch, path=Path(f"(random {name})"), card={})
+    return load_model(spec)
 
 
 def main() -> None:
+    from cnnviz_desktop.devtools.bench_models import HELP
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--size", default="1280x720")
-    parser.add_argument("--models", default="tiny,wide,big",
-                        help="comma-separated shipped names, 'big', or NAME=C1/C2:D1 random-weight specs")
+    parser.add_argument("--models", default="tiny,wide,big,gapfc", help=HELP)
     args = parser.parse_args()
     _reexec_under_xvfb()
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
