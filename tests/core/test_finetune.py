@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnviz_desktop.core import mnist, training, weights
+from cnnviz_desktop.core import mnist, training
 from cnnviz_desktop.core.errors import CnnvizError
 from cnnviz_desktop.core.history import DrawingRecord, History
 from cnnviz_desktop.core.preprocess import preprocess
