@@ -160,16 +160,13 @@ class TrainingView(View):
         self.drawings_count_label.setToolTip("Saved drawings of the History that have a true label")
         drawings_row.addWidget(self.drawings_box)
         drawings_row.addWidget(self.drawings_weight_spin)
-        drawings_column = QVBoxLayout()
-        drawings_column.addLayout(drawings_row)
-        drawings_column.addWidget(self.drawings_count_label)
+        drawings_row.addWidget(self.drawings_count_label, 1)
         for label, widget in (("Network", self.arch_box), ("Conv channels", self.channels_edit),
                               ("Dense units", self.units_edit), ("Start from", self.init_box),
                               ("MNIST folder", data_row), ("Training images", self.images_spin),
                               ("Epochs", self.epochs_spin), ("Learning rate", self.lr_spin),
                               ("Batch size", self.batch_spin), ("Augmentation", self.augment_box),
-                              ("Seed", self.seed_spin), ("Live model", self.live_box),
-                              ("Your drawings", drawings_column)):
+                              ("Seed", self.seed_spin), ("Live model", self.live_box)):
             form.addRow(label, widget)
         row.addWidget(form_box)
 
@@ -199,6 +196,7 @@ class TrainingView(View):
                   self.stop_button, self.save_button):
             buttons.addWidget(b)
         right.addLayout(buttons)
+        right.addLayout(drawings_row)  # here, not in the form: the form already fills a docked view's height
         progress_row = QHBoxLayout()
         self.progress = QProgressBar(minimum=0, maximum=1000, value=0)
         self.progress.setToolTip("Share of all planned optimiser steps done")
@@ -226,7 +224,8 @@ class TrainingView(View):
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setToolTip("Loss and accuracy per batch (smoothed: moving average), test accuracy after each "
-                              "epoch (dots), learning rate per batch")
+                              "epoch (dots), accuracy on your drawings before training and after each epoch "
+                              "(squares, when added), learning rate per batch")
         self.plots.setMinimumHeight(160)
         loss = self.plots.addPlot(title="loss (cross-entropy)")
         acc = self.plots.addPlot(title="accuracy")
@@ -240,6 +239,8 @@ class TrainingView(View):
         self.acc_curve = acc.plot(pen=pg.mkPen((90, 170, 255), width=2), name="train (smoothed)")
         self.test_curve = acc.plot(pen=pg.mkPen((120, 220, 120), width=2), symbol="o", symbolSize=7,
                                    symbolBrush=(120, 220, 120), name="test subset")
+        self.drawings_curve = acc.plot(pen=pg.mkPen((230, 110, 200), width=2), symbol="s", symbolSize=7,
+                                       symbolBrush=(230, 110, 200), name="your drawings")
         self.lr_curve = lr.plot(pen=pg.mkPen((200, 200, 200), width=2))
         layout.addWidget(self.plots, 1)
         self._reset_curves()
@@ -250,7 +251,8 @@ class TrainingView(View):
         self.accuracies: list[float] = []
         self.lrs: list[float] = []
         self.test_points: list[tuple[int, float]] = []
-        for curve in (self.loss_curve, self.acc_curve, self.test_curve, self.lr_curve):
+        self.drawings_points: list[tuple[int, float]] = []  # (step, accuracy): before training, then per epoch
+        for curve in (self.loss_curve, self.acc_curve, self.test_curve, self.lr_curve, self.drawings_curve):
             curve.setData([], [])
 
     # ------------------------------------------------------------------ View protocol
@@ -471,6 +473,8 @@ class TrainingView(View):
                       f"steps per epoch; test accuracy on {payload['test_images']:,} test images after each epoch.")
             self._before = dict(payload.get("before") or {})
             self._show_result(self._before)
+            if self._before.get("drawings_accuracy") is not None:
+                self._add_drawings_point(0, self._before["drawings_accuracy"])
         elif kind == "state":
             self.state = payload["state"]
             self._sync_buttons()
@@ -494,6 +498,8 @@ class TrainingView(View):
             test = (f", test {payload['test_accuracy']:.3f} on {payload['test_n']:,}"
                     if payload["test_accuracy"] is not None else "")
             drawings = payload.get("drawings_accuracy")
+            if drawings is not None:
+                self._add_drawings_point(self.steps[-1] if self.steps else 0, drawings)
             mine = (f", your drawings {drawings:.0%} (before {self._before.get('drawings_accuracy', 0):.0%}, "
                     f"n={payload['drawings_n']:,})" if drawings is not None else "")
             self._say(f"Epoch {payload['epoch']}: train loss {payload['loss']:.3f}, accuracy "
@@ -558,6 +564,10 @@ class TrainingView(View):
         self.swaps += 1
 
     # ------------------------------------------------------------------ helpers
+    def _add_drawings_point(self, step: int, accuracy: float) -> None:
+        self.drawings_points.append((step, accuracy))
+        self.drawings_curve.setData([s for s, _ in self.drawings_points], [a for _, a in self.drawings_points])
+
     def _show_result(self, now: dict) -> None:
         """The before -> now line: your drawings (when added) | MNIST test subset."""
         before = self._before
