@@ -332,7 +332,7 @@ class TrainingView(View):
 
     def labelled_drawings(self):
         """(images (N, 28, 28) float32, labels (N,), source) of the History's labelled drawings as network
-        inputs (read now, in the GUI thread: about a millisecond per drawing). CnnvizError if unreadable."""
+        inputs (read now, in the GUI thread: about 2 ms per drawing with strokes). CnnvizError if unreadable."""
         from ...core.training import labelled_drawings
 
         history = self._history_access.get()
