@@ -16,6 +16,10 @@ from PySide6.QtWidgets import QMessageBox
 from cnnviz_desktop.core import mnist
 from cnnviz_desktop.core.history import DrawingRecord, History, default_path
 
+from cnnviz_desktop.ui.input_sim import drag
+
+from .test_history_gui import report_with_dialog
+from .test_main_window import ring, settle
 from .test_train_gui import TIMEOUT, click
 
 
@@ -88,6 +92,12 @@ def test_no_labelled_drawings_disables_the_box_and_says_how(start_app, qtbot, us
     qtbot.waitUntil(lambda: "0 labelled drawings" in view.drawings_count_label.text(), timeout=10_000)
     assert not view.drawings_box.isEnabled() and not view.drawings_box.isChecked()
     assert "press X" in view.drawings_box.toolTip() and "History view" in view.drawings_box.toolTip()
+    # Do what the tooltip says: draw, press X, give the true digit: the count follows and the box is usable.
+    drag(window.canvas, ring())
+    settle(qtbot, window)
+    report_with_dialog(qtbot, window, Qt.Key.Key_0)
+    qtbot.waitUntil(lambda: "1 labelled drawing in the history" in view.drawings_count_label.text(), timeout=10_000)
+    assert view.drawings_box.isEnabled()
 
 
 def test_an_unreadable_history_is_a_message_and_training_works_without(start_app, qtbot, tmp_path, monkeypatch,
