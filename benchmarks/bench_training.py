@@ -8,10 +8,12 @@ Throughput (images/s, same settings, same run): the trainer process (core/traine
 from its 'ready' message to 'stopped', so evaluation and message traffic are included) vs ``training.fit`` in a
 fresh subprocess timed around the fit call, once with torch's default threads (what ``cnnviz-train fit`` does)
 and once with OMP_NUM_THREADS=1 (the same thread count as the trainer).
+The trainer runs at lower priority (core/trainer.py: os.nice); the trainer's throughput is measured both at its
+default niceness and with CNNVIZ_TRAINER_NICE=0 (the old behaviour), each alone on the machine's idle GUI.
 GUI (unless --no-gui): median frame time of the idle 3D view (repaint of the unchanged scene, as bench_stroke.py
 measures it) without training, then while the training view trains with live model swaps, then during the same
-training with live swaps off. Needs an X display
-with OpenGL; without DISPLAY it re-runs itself under xvfb-run.
+training with live swaps off; the training part twice, at the trainer's default niceness and at niceness 0.
+Needs an X display with OpenGL; without DISPLAY it re-runs itself under xvfb-run.
 """
 
 from __future__ import annotations
@@ -67,10 +69,11 @@ def fit_rate(args, data: str, threads: int | None, out: Path) -> float:
     return args.images * args.epochs / float(result.stdout.strip().splitlines()[-1])
 
 
-def trainer_rate(args, data: str) -> float:
+def trainer_rate(args, data: str, nice: str | None = None) -> float:
     from cnnviz_desktop.core.networks import ARCHITECTURES
     from cnnviz_desktop.core.trainer import TrainerProcess, TrainSettings
 
+    set_nice(nice)
     trainer = TrainerProcess()
     try:
         trainer.start(TrainSettings(ARCHITECTURES[args.model], data, epochs=args.epochs, batch_size=args.batch_size,
@@ -86,6 +89,14 @@ def trainer_rate(args, data: str) -> float:
                 return args.images * args.epochs / (time.perf_counter() - start)
     finally:
         trainer.close()
+
+
+def set_nice(nice: str | None) -> None:
+    """The niceness the next trainer child gets (None: its default); the child reads it at start."""
+    if nice is None:
+        os.environ.pop("CNNVIZ_TRAINER_NICE", None)
+    else:
+        os.environ["CNNVIZ_TRAINER_NICE"] = nice
 
 
 def idle_frames(app, view, count: int = 40) -> float | None:
@@ -142,33 +153,42 @@ def gui_frames(args, data: str) -> dict:
     training.images_spin.setValue(min(60_000, args.images * 4))
     training.epochs_spin.setValue(max(args.epochs, 3))
     training.batch_spin.setValue(args.batch_size)
-    training.start_training()
-    deadline = time.monotonic() + 300
-    while training.swaps < 2 and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.005)
-    swaps_before = training.swaps
-    while_training = idle_frames(app, view)
-    state, swaps = training.state, training.swaps - swaps_before
-    training.live_box.setChecked(False)  # the same training, without live model swaps
-    for _ in range(50):
-        app.processEvents()
-    no_swaps = idle_frames(app, view)
-    state = state if training.state == "running" else f"{state}, then {training.state}"
-    training.unsaved = False
-    training.close_requested()
+    result = {"idle_frame_ms_median_not_training": round(not_training, 2) if not_training else None}
+
+    def ratio(value):
+        return round(value / not_training, 2) if value and not_training else None
+
+    for nice, suffix in ((None, ""), ("0", "_nice0")):
+        set_nice(nice)
+        training.live_box.setChecked(True)
+        training.unsaved = False
+        target = training.swaps + 2
+        training.start_training()
+        deadline = time.monotonic() + 300
+        while training.swaps < target and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.005)
+        swaps_before = training.swaps
+        while_training = idle_frames(app, view)
+        state, swaps = training.state, training.swaps - swaps_before
+        training.live_box.setChecked(False)  # the same training, without live model swaps
+        for _ in range(50):
+            app.processEvents()
+        no_swaps = idle_frames(app, view)
+        state = state if training.state == "running" else f"{state}, then {training.state}"
+        training.unsaved = False
+        training.close_requested()
+        result.update({
+            f"idle_frame_ms_median_training{suffix}": round(while_training, 2) if while_training else None,
+            f"idle_frame_ratio_training_vs_not{suffix}": ratio(while_training),
+            f"idle_frame_ms_median_training_no_live_swaps{suffix}": round(no_swaps, 2) if no_swaps else None,
+            f"idle_frame_ratio_training_no_swaps_vs_not{suffix}": ratio(no_swaps),
+            f"live_swaps_during_measurement{suffix}": swaps,
+            f"trainer_state_during_measurement{suffix}": state,
+        })
+    set_nice(None)
     owner.close()
-    return {
-        "idle_frame_ms_median_not_training": round(not_training, 2) if not_training else None,
-        "idle_frame_ms_median_training": round(while_training, 2) if while_training else None,
-        "idle_frame_ratio_training_vs_not": round(while_training / not_training, 2)
-        if while_training and not_training else None,
-        "idle_frame_ms_median_training_no_live_swaps": round(no_swaps, 2) if no_swaps else None,
-        "idle_frame_ratio_training_no_swaps_vs_not": round(no_swaps / not_training, 2)
-        if no_swaps and not_training else None,
-        "live_swaps_during_measurement": swaps,
-        "trainer_state_during_measurement": state,
-    }
+    return result
 
 
 def main() -> None:
@@ -186,8 +206,13 @@ def main() -> None:
         sys.exit("bench_training: set CNNVIZ_MNIST_DIR to the folder with the MNIST IDX files")
     import tempfile
 
+    from cnnviz_desktop.core.trainer import trainer_niceness
+
     out = Path(tempfile.mkdtemp()) / "fit.safetensors"
+    niceness = trainer_niceness()  # the default, before the nice-0 run sets CNNVIZ_TRAINER_NICE
     in_app = trainer_rate(args, data)
+    in_app_nice0 = trainer_rate(args, data, "0")
+    set_nice(None)
     fit_default = fit_rate(args, data, None, out)
     fit_one = fit_rate(args, data, 1, out)
     result = {
@@ -198,6 +223,9 @@ def main() -> None:
         "fit_images_per_s_one_thread": round(fit_one, 1),
         "trainer_vs_fit_default": round(in_app / fit_default, 2),
         "trainer_vs_fit_one_thread": round(in_app / fit_one, 2),
+        "trainer_niceness": niceness,
+        "trainer_images_per_s_nice0": round(in_app_nice0, 1),
+        "trainer_vs_fit_default_nice0": round(in_app_nice0 / fit_default, 2),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
     if not args.no_gui:

@@ -60,7 +60,7 @@ GRID = 28
 SQLITE_MAGIC = b"SQLite format 3\x00"
 FULL_CHECK_BYTES = 32 << 20  # History.open runs a full quick_check on files up to this size
 
-FILTERS = ("all", "reported", "misclassified")
+FILTERS = ("all", "reported", "misclassified", "labelled")
 ORDERS = {
     "newest": "created DESC, id DESC",
     "oldest": "created ASC, id ASC",
@@ -320,8 +320,9 @@ def _row_to_record(row: sqlite3.Row | tuple) -> DrawingRecord:
 class Filter:
     """Which drawings a query sees.
 
-    kind: 'all', 'reported' (has a report reason) or 'misclassified' (true label known and not the
-    prediction); digit: only drawings OF this digit (the true label when known, else the prediction);
+    kind: 'all', 'reported' (has a report reason), 'misclassified' (true label known and not the
+    prediction) or 'labelled' (a true label is known); digit: only drawings OF this digit (the true label
+    when known, else the prediction);
     model: only drawings read by this model name.
     """
 
@@ -345,6 +346,8 @@ def _where(flt: Filter | str | None, search: str | None) -> tuple[str, list]:
         clauses.append("reason IS NOT NULL")
     elif flt.kind == "misclassified":
         clauses.append("label IS NOT NULL AND predicted IS NOT NULL AND label != predicted")
+    elif flt.kind == "labelled":
+        clauses.append("label IS NOT NULL")
     if flt.digit is not None:
         clauses.append("COALESCE(label, predicted) = ?")
         params.append(int(flt.digit))

@@ -13,18 +13,29 @@ then paused), ``("stop", None)`` (end the run: mid-epoch, the weights go back to
 is one), ``("save", {"path": str, "extra": dict})`` and ``("quit", None)``.
 
 Messages (child -> parent), payload a dict:
-- ``ready``: images, test_images, steps_per_epoch, total_steps, epochs (data loaded, about to train).
+- ``ready``: images (MNIST training images), drawings (labelled drawings added, 0 if none), test_images,
+  steps_per_epoch, total_steps, epochs (data loaded, about to train); before: the accuracy of the starting
+  weights, a dict test_accuracy (None without a test subset), test_n, drawings_accuracy (None without
+  drawings), drawings_n.
 - ``state``: state ('running' | 'paused' | 'stopped').
 - ``batches``: points: list of (step, epoch, loss_smoothed, accuracy_smoothed, lr) since the last message;
   images_per_s (over the last few seconds of training), progress (0..1), eta_s, epoch, step_in_epoch.
   Sent at most every ``stats_interval_s``.
-- ``epoch``: epoch, loss, accuracy (train, running over the epoch), test_accuracy, test_n, seconds.
+- ``epoch``: epoch, loss, accuracy (train, running over the epoch), test_accuracy, test_n, drawings_accuracy
+  (None without drawings), drawings_n, seconds. The drawings' accuracy is measured on ALL the added drawings,
+  which are also trained on: it shows whether they were learned (memorised), not how new drawings would fare.
 - ``weights``: state (dict name -> float32 numpy array, ``ConvNet.state_dict`` names), arch (dict), epoch
   (complete epochs), steps, final (bool), note (str). Sent at most every ``weights_interval_s`` while
   training, and after every step command, epoch end and stop.
 - ``saved``: path, card. ``save_failed``: path, message.
 - ``error``: message (one sentence for the user; the run is over, 'stopped' follows).
 - ``stopped``: reason ('finished' | 'stopped' | 'error'), note.
+
+Priority: the trainer runs at lower priority (``os.nice(TRAINER_NICE)`` at start, niceness 15 above the
+GUI's). On Linux's CFS a niceness 15 process gets about 1/30 of a core against a busy niceness-0 one (weights
+1024 vs 36), so the GUI thread, the analysis worker and llvmpipe's render threads get the CPU whenever they need
+it, while an idle GUI leaves the trainer both cores' share as before (niceness costs nothing when nobody else
+wants the CPU). Set CNNVIZ_TRAINER_NICE=0 to turn it off (bench_training.py compares both).
 
 The child dies with its parent: it is a daemon process (joined at the parent's normal exit), ignores SIGINT
 (Ctrl+C in a terminal is for the GUI, which stops it), and a watcher thread exits the child within about half a
@@ -53,6 +64,7 @@ MAX_BATCH_SIZE = 65_536
 MAX_SEED = 2**63 - 1
 SMOOTHING = 0.05  # weight of the newest batch in the smoothed loss/accuracy curves (bias-corrected EMA)
 PARENT_POLL_S = 0.5
+TRAINER_NICE = 15  # niceness added in the child (see the module docstring); CNNVIZ_TRAINER_NICE overrides
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,10 @@ class TrainSettings:
     all); test_limit: the fixed test subset (first N t10k images) evaluated after every epoch; init_state: a
     state_dict (numpy arrays) to start from instead of random weights, init_name: where it came from (card);
     weights_interval_s / stats_interval_s: how often weights / batch stats are sent; start_paused: wait for a
-    command before the first step."""
+    command before the first step. extra_images (N, 28, 28) float in [0, 1] or uint8, extra_labels (N,) 0-9,
+    extra_weight (1-1000): the class's labelled drawings as network inputs, mixed into the training data with
+    a per-sample loss weight (see :class:`~.training.TrainingRun`); their accuracy is reported before training
+    and after every epoch. extra_name: where they came from (model card)."""
 
     arch: Architecture
     data_dir: str
@@ -78,6 +93,15 @@ class TrainSettings:
     weights_interval_s: float = 0.4
     stats_interval_s: float = 0.1
     start_paused: bool = False
+    extra_images: np.ndarray | None = field(default=None, compare=False)
+    extra_labels: np.ndarray | None = field(default=None, compare=False)
+    extra_weight: float = 20.0
+    extra_name: str = ""
+
+    @property
+    def extra_count(self) -> int:
+        """How many drawings are added (0 if none)."""
+        return 0 if self.extra_images is None else int(len(self.extra_images))
 
     def validated(self) -> TrainSettings:
         """self if every field is in range, else CnnvizError naming the field and what to do."""
@@ -99,7 +123,47 @@ class TrainSettings:
             raise CnnvizError(f"architecture: {exc}") from exc
         if not str(self.data_dir).strip():
             raise CnnvizError("no MNIST folder: set CNNVIZ_MNIST_DIR or choose the folder with the IDX files")
+        check_extras(self.extra_images, self.extra_labels, self.extra_weight)
         return self
+
+
+MAX_EXTRA_IMAGES = 100_000
+MAX_EXTRA_WEIGHT = 1000.0
+
+
+def check_extras(images: np.ndarray | None, labels: np.ndarray | None,
+                 weight: float = 1.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """Validate fine-tuning images: None (no extras, also for N = 0) or (images (N, 28, 28) float32 in [0, 1],
+    labels (N,) int64 0-9). ``images`` may be float in [0, 1] or uint8 0-255; at most MAX_EXTRA_IMAGES;
+    ``weight`` 1-MAX_EXTRA_WEIGHT. Raises CnnvizError naming what is wrong."""
+    if not (isinstance(weight, (int, float)) and math.isfinite(weight) and 1.0 <= weight <= MAX_EXTRA_WEIGHT):
+        raise CnnvizError(f"the drawings' weight must be 1-{MAX_EXTRA_WEIGHT:g}, got {weight}")
+    if images is None and labels is None:
+        return None
+    if images is None or labels is None:
+        raise CnnvizError("the drawings need both their images and their labels")
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise CnnvizError(f"the drawings must be (N, 28, 28) network inputs, got shape {images.shape}")
+    if labels.shape != (len(images),):
+        raise CnnvizError(f"the drawings need one label each: {len(images)} images, labels of shape {labels.shape}")
+    if len(images) > MAX_EXTRA_IMAGES:
+        raise CnnvizError(f"at most {MAX_EXTRA_IMAGES:,} drawings can be added, got {len(images):,}")
+    if len(images) == 0:
+        return None
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() > 9:
+        raise CnnvizError("the drawings' labels must be whole numbers 0-9")
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255.0
+    elif np.issubdtype(images.dtype, np.floating):
+        if not np.isfinite(images).all():
+            raise CnnvizError("the drawings hold NaN or infinite pixel values")
+        if images.min() < 0.0 or images.max() > 1.0:
+            raise CnnvizError("the drawings' pixels must be in [0, 1] (or uint8 0-255)")
+        images = images.astype(np.float32)
+    else:
+        raise CnnvizError(f"the drawings must be float in [0, 1] or uint8, got {images.dtype}")
+    return np.ascontiguousarray(images), labels.astype(np.int64)
 
 
 def family_architecture(base: str, conv_channels: tuple[int, ...] | None = None,
@@ -203,11 +267,31 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(0)
 
 
+def trainer_niceness() -> int:
+    """The niceness the trainer child adds to its own (CNNVIZ_TRAINER_NICE, 0-19, default TRAINER_NICE)."""
+    value = os.environ.get("CNNVIZ_TRAINER_NICE", "").strip()
+    try:
+        return min(19, max(0, int(value))) if value else TRAINER_NICE
+    except ValueError:
+        return TRAINER_NICE
+
+
+def _lower_priority() -> None:
+    """Run the trainer below the GUI (see the module docstring); best effort (no os.nice: nothing happens)."""
+    increment = trainer_niceness()
+    if increment and hasattr(os, "nice"):
+        try:
+            os.nice(increment)
+        except OSError:
+            pass
+
+
 def _child_main(conn, parent_pid: int) -> None:
     """Entry point of the trainer process (see the module docstring)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _lower_priority()
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="cnnviz-trainer-parent", daemon=True).start()
     try:
         _Child(conn).serve()
@@ -234,6 +318,9 @@ class _Child:
         self.last_epoch_state: dict | None = None
         self.rolled_back = False
         self.last_test: tuple[float, int] | None = None
+        self.extras: tuple[np.ndarray, np.ndarray] | None = None
+        self.last_drawings: tuple[float, int] | None = None
+        self.before: dict = {}
         self.points: list[tuple] = []
         self.loss_ema = self.acc_ema = 0.0
         self.ema_weight = 0.0
@@ -292,11 +379,21 @@ class _Child:
             got = {k: tuple(np.shape(v)) for k, v in init.items()}
             if got != expected:
                 raise CnnvizError(f"the starting weights do not fit architecture {settings.arch.name!r}")
+        self.extras = check_extras(settings.extra_images, settings.extra_labels, settings.extra_weight)
+        extra_images, extra_labels = self.extras if self.extras is not None else (None, None)
         self.run = training.TrainingRun(
             settings.arch, train, epochs=settings.epochs, seed=settings.seed, batch_size=settings.batch_size,
-            lr=settings.lr, augmentation=training.Augmentation() if settings.augment else None, init_state=init)
-        self.send("ready", images=len(train), test_images=len(self.test) if self.test is not None else 0,
-                  steps_per_epoch=self.run.steps_per_epoch, total_steps=self.run.total_steps, epochs=settings.epochs)
+            lr=settings.lr, augmentation=training.Augmentation() if settings.augment else None, init_state=init,
+            extra_images=extra_images, extra_labels=extra_labels, extra_weight=settings.extra_weight)
+        test = self._test_accuracy()
+        drawings = self._drawings_accuracy()
+        self.before = {"test_accuracy": test[0] if test else None, "test_n": test[1] if test else 0,
+                       "drawings_accuracy": drawings[0] if drawings else None,
+                       "drawings_n": drawings[1] if drawings else 0}
+        self.send("ready", images=self.run.mnist_count, drawings=self.run.extra_count,
+                  test_images=len(self.test) if self.test is not None else 0,
+                  steps_per_epoch=self.run.steps_per_epoch, total_steps=self.run.total_steps, epochs=settings.epochs,
+                  before=self.before)
         self._set_state("paused" if settings.start_paused else "running")
         self._send_weights(note="initial weights")
 
@@ -389,13 +486,26 @@ class _Child:
             self.run.model.train()
         return result["accuracy"], result["n"]
 
+    def _drawings_accuracy(self) -> tuple[float, int] | None:
+        """(accuracy, n) of the model now on all the added drawings, or None without drawings."""
+        if self.extras is None:
+            return None
+        from . import training
+
+        accuracy = training.accuracy_on(self.run.model, *self.extras)
+        if self.run.mid_epoch:
+            self.run.model.train()
+        return accuracy, int(len(self.extras[1]))
+
     def _epoch_done(self, stats) -> None:
         self.last_epoch_state = self._state()
         self.last_test = self._test_accuracy()
+        self.last_drawings = self._drawings_accuracy()
         self._flush()
         acc, n = self.last_test if self.last_test is not None else (None, 0)
+        d_acc, d_n = self.last_drawings if self.last_drawings is not None else (None, 0)
         self.send("epoch", epoch=stats.epoch, loss=stats.loss, accuracy=stats.accuracy, test_accuracy=acc,
-                  test_n=n, seconds=stats.seconds)
+                  test_n=n, drawings_accuracy=d_acc, drawings_n=d_n, seconds=stats.seconds)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy().copy() for k, v in self.run.model.state_dict().items()}
@@ -455,8 +565,16 @@ class _Child:
             extra.update({"test_accuracy": round(test[0], 5), "test_n": test[1],
                           "test_data": f"the first {test[1]:,} MNIST t10k images"})
         if self.settings.train_limit is not None:
-            extra["training_data"] = {"source": "MNIST training IDX files", "images": run.images_count,
-                                      "subset": f"the first {run.images_count:,} images"}
+            extra["training_data"] = {"source": "MNIST training IDX files", "images": run.mnist_count,
+                                      "subset": f"the first {run.mnist_count:,} images"}
+        if run.extra_count:
+            data = dict(extra.get("training_data") or run.card()["training_data"])
+            data.update({"labelled_drawings": run.extra_count, "drawings_weight": run.extra_weight,
+                         **({"drawings_source": self.settings.extra_name} if self.settings.extra_name else {})})
+            extra["training_data"] = data
+            drawings = self._drawings_accuracy()
+            extra.update({"drawings_accuracy": round(drawings[0], 5), "drawings_n": drawings[1],
+                          "drawings_accuracy_before": round(self.before["drawings_accuracy"], 5)})
         card = run.card(extra=extra)
         try:
             weights.save(run.model, path, card)

@@ -16,7 +16,7 @@ from safetensors.numpy import load_file
 from cnnviz_desktop.core import weights
 from cnnviz_desktop.core.errors import CnnvizError
 from cnnviz_desktop.core.networks import ARCHITECTURES
-from cnnviz_desktop.core.trainer import TrainerProcess, TrainSettings, family_architecture
+from cnnviz_desktop.core.trainer import TRAINER_NICE, TrainerProcess, TrainSettings, family_architecture
 
 from .test_mnist import make_split
 
@@ -61,6 +61,12 @@ def test_steps_pause_resume_stop_and_save(trainer, small_data, tmp_path):
                                 start_paused=True, weights_interval_s=0.0))
     ready = until(trainer, "ready")
     assert ready["images"] == 300 and ready["test_images"] == 50 and ready["steps_per_epoch"] == 5
+    assert ready["drawings"] == 0 and ready["before"]["drawings_accuracy"] is None
+    assert ready["before"]["test_n"] == 50 and 0 <= ready["before"]["test_accuracy"] <= 1
+    # The trainer runs at lower priority than the GUI (so drawing and rendering win the CPU).
+    if "CNNVIZ_TRAINER_NICE" not in os.environ:
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, trainer.pid) == min(19, ours + TRAINER_NICE)
     initial = until(trainer, "weights")
     assert initial["steps"] == 0 and set(initial["state"]) == set(weights.tensor_shapes(ARCHITECTURES["tiny"]))
 

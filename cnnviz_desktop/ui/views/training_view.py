@@ -37,13 +37,22 @@ from .base import Host, Style, View
 SWAP_INTERVAL_S = 0.4  # at most one live model swap per this many seconds
 SWAP_WAIT_S = 3.0  # ...and none while the previous swap's analysis is pending, unless it takes longer than this
 DATA_KEY = "training/mnist_dir"
+DRAWINGS_WEIGHT = 20  # default: a labelled drawing counts as 20 MNIST images
+NO_DRAWINGS_TIP = ("No saved drawing has a true label yet. Label drawings: draw a digit and press X (Report "
+                   "misclassification...) to save it with its true digit, or import labelled drawings in the "
+                   "History view (Import...).")
+DRAWINGS_TIP = ("Add the saved drawings of the History that have a true label to the training data (all of them; "
+                "their accuracy is measured on the same drawings, so it shows how well they were learned, i.e. "
+                "memorised, not how new drawings will fare)")
 HELP = ("<b>Train a network here and watch it learn.</b> Pick a network and settings, press Start: a separate "
         "process trains it on MNIST (one CPU thread), and every ~0.4 s its current weights replace the model, so "
         "the 3D scene, the probabilities, Grad-CAM, the filters and feature maps of your drawing change as it "
         "learns, from noise to strokes. Curves: loss and accuracy per batch (smoothed), test accuracy after every "
         "epoch on a fixed test subset, learning rate (one-cycle). Stop in the middle of an epoch keeps the last "
         "complete epoch. Same seed and settings give the same weights as <tt>OMP_NUM_THREADS=1 cnnviz-train "
-        "fit</tt>.")
+        "fit</tt>. <i>Your drawings</i> adds the class's labelled drawings from the History, each counting as "
+        "<i>weight</i> MNIST images; the result line shows their accuracy and the MNIST test accuracy before and "
+        "now. The trainer runs at lower priority, so drawing stays smooth.")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -81,6 +90,10 @@ class TrainingView(View):
         self._total_steps = 1
         self._stopping_expected = False
         self._swap_timer = QTimer(self, interval=100, timeout=self._maybe_swap)
+        self.labelled_count = 0
+        self._history_access = None
+        self._before: dict = {}
+        self._drawings_n = 0
         self._build()
 
     # ------------------------------------------------------------------ widgets
@@ -135,6 +148,19 @@ class TrainingView(View):
                                  "changes as it learns). Off: only the final weights are shown (a little faster)")
         self.seed_spin = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         self.seed_spin.setToolTip("Random seed: the same seed and settings give the same weights")
+        drawings_row = QHBoxLayout()
+        self.drawings_box = QCheckBox("Add the class's labelled drawings")
+        self.drawings_box.setToolTip(DRAWINGS_TIP)
+        self.drawings_weight_spin = QSpinBox(minimum=1, maximum=1000, value=DRAWINGS_WEIGHT, prefix="weight ")
+        self.drawings_weight_spin.setToolTip("How many MNIST images each drawing counts as (a per-image loss "
+                                             "weight; 1-1000)")
+        self.drawings_weight_spin.setEnabled(False)
+        self.drawings_box.toggled.connect(self.drawings_weight_spin.setEnabled)
+        self.drawings_count_label = QLabel("")
+        self.drawings_count_label.setToolTip("Saved drawings of the History that have a true label")
+        drawings_row.addWidget(self.drawings_box)
+        drawings_row.addWidget(self.drawings_weight_spin)
+        drawings_row.addWidget(self.drawings_count_label, 1)
         for label, widget in (("Network", self.arch_box), ("Conv channels", self.channels_edit),
                               ("Dense units", self.units_edit), ("Start from", self.init_box),
                               ("MNIST folder", data_row), ("Training images", self.images_spin),
@@ -170,6 +196,7 @@ class TrainingView(View):
                   self.stop_button, self.save_button):
             buttons.addWidget(b)
         right.addLayout(buttons)
+        right.addLayout(drawings_row)  # here, not in the form: the form already fills a docked view's height
         progress_row = QHBoxLayout()
         self.progress = QProgressBar(minimum=0, maximum=1000, value=0)
         self.progress.setToolTip("Share of all planned optimiser steps done")
@@ -181,6 +208,13 @@ class TrainingView(View):
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
         right.addWidget(self.message_label)
+        self.result_label = QLabel("")
+        self.result_label.setWordWrap(True)
+        self.result_label.setTextFormat(Qt.TextFormat.RichText)
+        self.result_label.setToolTip("Accuracy of the starting weights (before) and after the last complete epoch "
+                                     "(now). Your drawings are also trained on: their accuracy shows whether they "
+                                     "were learned (memorised); MNIST test shows whether MNIST was kept.")
+        right.addWidget(self.result_label)
         self._build_plots(right)
         self._on_arch_chosen("tiny")
         self._sync_buttons()
@@ -190,7 +224,8 @@ class TrainingView(View):
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setToolTip("Loss and accuracy per batch (smoothed: moving average), test accuracy after each "
-                              "epoch (dots), learning rate per batch")
+                              "epoch (dots), accuracy on your drawings before training and after each epoch "
+                              "(squares, when added), learning rate per batch")
         self.plots.setMinimumHeight(160)
         loss = self.plots.addPlot(title="loss (cross-entropy)")
         acc = self.plots.addPlot(title="accuracy")
@@ -204,6 +239,8 @@ class TrainingView(View):
         self.acc_curve = acc.plot(pen=pg.mkPen((90, 170, 255), width=2), name="train (smoothed)")
         self.test_curve = acc.plot(pen=pg.mkPen((120, 220, 120), width=2), symbol="o", symbolSize=7,
                                    symbolBrush=(120, 220, 120), name="test subset")
+        self.drawings_curve = acc.plot(pen=pg.mkPen((230, 110, 200), width=2), symbol="s", symbolSize=7,
+                                       symbolBrush=(230, 110, 200), name="your drawings")
         self.lr_curve = lr.plot(pen=pg.mkPen((200, 200, 200), width=2))
         layout.addWidget(self.plots, 1)
         self._reset_curves()
@@ -214,7 +251,8 @@ class TrainingView(View):
         self.accuracies: list[float] = []
         self.lrs: list[float] = []
         self.test_points: list[tuple[int, float]] = []
-        for curve in (self.loss_curve, self.acc_curve, self.test_curve, self.lr_curve):
+        self.drawings_points: list[tuple[int, float]] = []  # (step, accuracy): before training, then per epoch
+        for curve in (self.loss_curve, self.acc_curve, self.test_curve, self.lr_curve, self.drawings_curve):
             curve.setData([], [])
 
     # ------------------------------------------------------------------ View protocol
@@ -227,9 +265,15 @@ class TrainingView(View):
         self.session.snapshot_changed.connect(self._on_snapshot)
         if isinstance(host, QObject):
             host.installEventFilter(self)
+            from ..history_models import HistoryAccess
+
+            self._history_access = HistoryAccess.of(host)
+            self._history_access.changed.connect(self._on_history_changed)
+        self._set_drawings_available(None, "")
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
+        self.refresh_drawings_count()
         # The curves are not redrawn while the view is hidden; catch up now.
         self.loss_curve.setData(self.steps, self.losses)
         self.acc_curve.setData(self.steps, self.accuracies)
@@ -247,6 +291,53 @@ class TrainingView(View):
         arch = ARCHITECTURES[name]
         self.channels_edit.setText(", ".join(map(str, arch.conv_channels)))
         self.units_edit.setText(", ".join(map(str, arch.dense_units)))
+
+    # ------------------------------------------------------------------ the class's labelled drawings
+    def _on_history_changed(self) -> None:
+        if self.isVisible():
+            self.refresh_drawings_count()
+
+    def refresh_drawings_count(self) -> int | None:
+        """Count the History's labelled drawings (one SQL count, no pictures read) and enable the checkbox
+        accordingly; None (and the reason in the view) if the database cannot be read."""
+        if self._history_access is None:
+            return None
+        try:
+            count = self._history_access.get().count("labelled")
+        except CnnvizError as exc:
+            self._set_drawings_available(None, f"Cannot read the saved drawings: {exc}. Training without them "
+                                               "still works.")
+            return None
+        self._set_drawings_available(count, "")
+        return count
+
+    def _set_drawings_available(self, count: int | None, problem: str) -> None:
+        self.labelled_count = count or 0
+        usable = bool(count)
+        if not usable:
+            self.drawings_box.setChecked(False)
+        self.drawings_box.setEnabled(usable)
+        self.drawings_weight_spin.setEnabled(usable and self.drawings_box.isChecked())
+        if problem:
+            self.drawings_box.setToolTip(problem)
+            self.drawings_count_label.setText("the saved drawings cannot be read (see the message)")
+            self._say(problem, error=True)
+        elif count is None:
+            self.drawings_box.setToolTip(DRAWINGS_TIP)
+            self.drawings_count_label.setText("")
+        else:
+            self.drawings_box.setToolTip(DRAWINGS_TIP if usable else NO_DRAWINGS_TIP)
+            self.drawings_count_label.setText(f"{count:,} labelled drawing{'s' if count != 1 else ''} in the "
+                                              f"history")
+
+    def labelled_drawings(self):
+        """(images (N, 28, 28) float32, labels (N,), source) of the History's labelled drawings as network
+        inputs (read now, in the GUI thread: about 2 ms per drawing with strokes). CnnvizError if unreadable."""
+        from ...core.training import labelled_drawings
+
+        history = self._history_access.get()
+        images, labels, _ids = labelled_drawings(history)
+        return images, labels, str(history.path)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "The folder with the MNIST IDX files", self.data_edit.text())
@@ -275,10 +366,24 @@ class TrainingView(View):
         if not Path(data).is_dir():
             raise CnnvizError(f"the MNIST folder {data} does not exist: choose the folder with the IDX files "
                               f"(Browse...), or fetch them with 'cnnviz-train fit --download {data}'")
+        extras = {}
+        if self.drawings_box.isChecked() and self._history_access is not None:
+            try:
+                images, labels, source = self.labelled_drawings()
+            except CnnvizError as exc:
+                self._set_drawings_available(None, f"Cannot read the saved drawings: {exc}")
+                raise CnnvizError(f"cannot read the saved drawings ({exc}); press Start again to train without "
+                                  f"them") from exc
+            if len(labels) == 0:
+                self._set_drawings_available(0, "")
+                raise CnnvizError("the history has no labelled drawing with ink any more; press Start again to "
+                                  "train without them")
+            extras = dict(extra_images=images, extra_labels=labels,
+                          extra_weight=float(self.drawings_weight_spin.value()), extra_name=source)
         return TrainSettings(arch, data, epochs=self.epochs_spin.value(), lr=self.lr_spin.value(),
                              batch_size=self.batch_spin.value(), augment=self.augment_box.isChecked(),
                              seed=self.seed_spin.value(), train_limit=self.images_spin.value() or None,
-                             init_state=init_state, init_name=init_name).validated()
+                             init_state=init_state, init_name=init_name, **extras).validated()
 
     def start_training(self) -> bool:
         if self.unsaved and not self._confirm_discard("Start a new training?"):
@@ -292,6 +397,8 @@ class TrainingView(View):
         self._before_training = self.session.model
         self._arch = settings.arch
         self._reset_curves()
+        self._before = {}
+        self.result_label.setText("")
         self.progress.setValue(0)
         self.rate_label.setText("-")
         self._pending_weights = None
@@ -360,8 +467,14 @@ class TrainingView(View):
     def _on_message(self, kind: str, payload: dict) -> None:
         if kind == "ready":
             self._total_steps = max(1, payload["total_steps"])
-            self._say(f"Training on {payload['images']:,} images, {payload['steps_per_epoch']} steps per epoch; "
-                      f"test accuracy on {payload['test_images']:,} test images after each epoch.")
+            drawings = payload.get("drawings", 0)
+            with_drawings = f" + {drawings:,} of your drawings" if drawings else ""
+            self._say(f"Training on {payload['images']:,} images{with_drawings}, {payload['steps_per_epoch']} "
+                      f"steps per epoch; test accuracy on {payload['test_images']:,} test images after each epoch.")
+            self._before = dict(payload.get("before") or {})
+            self._show_result(self._before)
+            if self._before.get("drawings_accuracy") is not None:
+                self._add_drawings_point(0, self._before["drawings_accuracy"])
         elif kind == "state":
             self.state = payload["state"]
             self._sync_buttons()
@@ -384,8 +497,14 @@ class TrainingView(View):
                 self.test_curve.setData([s for s, _ in self.test_points], [a for _, a in self.test_points])
             test = (f", test {payload['test_accuracy']:.3f} on {payload['test_n']:,}"
                     if payload["test_accuracy"] is not None else "")
+            drawings = payload.get("drawings_accuracy")
+            if drawings is not None:
+                self._add_drawings_point(self.steps[-1] if self.steps else 0, drawings)
+            mine = (f", your drawings {drawings:.0%} (before {self._before.get('drawings_accuracy', 0):.0%}, "
+                    f"n={payload['drawings_n']:,})" if drawings is not None else "")
             self._say(f"Epoch {payload['epoch']}: train loss {payload['loss']:.3f}, accuracy "
-                      f"{payload['accuracy']:.3f}{test}.")
+                      f"{payload['accuracy']:.3f}{test}{mine}.")
+            self._show_result(payload)
         elif kind == "weights":
             if payload["steps"] > 0:
                 self.unsaved = True
@@ -445,6 +564,28 @@ class TrainingView(View):
         self.swaps += 1
 
     # ------------------------------------------------------------------ helpers
+    def _add_drawings_point(self, step: int, accuracy: float) -> None:
+        self.drawings_points.append((step, accuracy))
+        self.drawings_curve.setData([s for s, _ in self.drawings_points], [a for _, a in self.drawings_points])
+
+    def _show_result(self, now: dict) -> None:
+        """The before -> now line: your drawings (when added) | MNIST test subset."""
+        before = self._before
+        parts = []
+
+        def pct(value) -> str:
+            return "-" if value is None else f"{100 * value:.1f}%"
+
+        if before.get("drawings_accuracy") is not None:
+            parts.append(f"<b>Your drawings</b>: before {pct(before['drawings_accuracy'])} → now "
+                         f"{pct(now.get('drawings_accuracy'))} (n={before.get('drawings_n', 0):,})")
+        if before.get("test_accuracy") is not None:
+            parts.append(f"<b>MNIST test</b>: before {pct(before['test_accuracy'])} → now "
+                         f"{pct(now.get('test_accuracy'))} (n={before.get('test_n', 0):,})")
+        note = (" <i>(your drawings are trained on: their accuracy measures memorisation)</i>"
+                if before.get("drawings_accuracy") is not None else "")
+        self.result_label.setText(" &nbsp;|&nbsp; ".join(parts) + note)
+
     def _say(self, text: str, error: bool = False) -> None:
         self.message_label.setStyleSheet("color: #b00020;" if error else "")
         self.message_label.setText(text)
