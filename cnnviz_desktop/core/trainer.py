@@ -376,7 +376,8 @@ class _Child:
         init = settings.init_state
         if init is not None:
             expected = {k: tuple(v) for k, v in tensor_shapes(settings.arch).items()}
-            got = {k: tuple(np.shape(v)) for k, v in init.items()}
+            # A batch norm's integer batch counter is state but not a stored tensor (architecture.tensor_shapes).
+            got = {k: tuple(np.shape(v)) for k, v in init.items() if not k.endswith("num_batches_tracked")}
             if got != expected:
                 raise CnnvizError(f"the starting weights do not fit architecture {settings.arch.name!r}")
         self.extras = check_extras(settings.extra_images, settings.extra_labels, settings.extra_weight)

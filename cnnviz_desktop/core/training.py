@@ -94,7 +94,8 @@ class StepResult:
 
 
 def blank_paper_activation(model: ConvNet) -> torch.Tensor:
-    """The Grad-CAM layer's activation (the output of the last pooling) for a blank sheet of paper.
+    """The Grad-CAM layer's activation (architecture.last_conv_layer: the family's last pooling) for a blank
+    sheet of paper.
 
     Shape (1, C, h, w). Training with ``loss + w * mean(this)`` (``blank_paper`` in :class:`TrainingRun` and
     ``fit``, ``--blank-paper-penalty`` in cnnviz-train) makes the last conv block silent where nothing is
@@ -102,8 +103,10 @@ def blank_paper_activation(model: ConvNet) -> torch.Tensor:
     being a feature (the tiny network otherwise learns a 'blank paper' channel; see bench_inkshare.py).
     """
     x = torch.full((1, 1, 28, 28), (0.0 - 0.1307) / 0.3081)
-    last_pool = max(i for i, m in enumerate(model.body) if isinstance(m, torch.nn.MaxPool2d))
-    for module in model.body[:last_pool + 1]:
+    from .architecture import describe, last_conv_layer
+
+    cam_layer = last_conv_layer(describe(model.arch))
+    for module in model.body[:cam_layer.module + 1]:
         x = module(x)
     return x
 
@@ -149,7 +152,11 @@ class TrainingRun:
         self.gen = set_determinism(seed)
         self.model = ConvNet(arch)
         if init_state is not None:
-            self.model.load_state_dict({k: torch.as_tensor(v) for k, v in init_state.items()})
+            missing, unexpected = self.model.load_state_dict({k: torch.as_tensor(v) for k, v in init_state.items()},
+                                                             strict=False)
+            if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
+                raise ValueError(f"starting weights do not fit {arch.name!r}: missing {missing}, "
+                                 f"unexpected {unexpected}")
         self.images = torch.from_numpy(train.images.astype(np.float32) / 255.0)[:, None]
         self.labels = torch.from_numpy(train.labels)
         self.mnist_count = int(len(self.labels))
