@@ -162,9 +162,10 @@ def freeze(array: np.ndarray) -> np.ndarray:
 def receptive_field(specs: list[LayerSpec] | tuple[LayerSpec, ...], name: str) -> tuple[int, float]:
     """(S, O) of layer ``name``: its cell i (along one axis) is centred on input pixel index O + S*i.
 
-    Derived from the layers' kernels and strides: a window of k cells with stride s on a layer
-    (S, O) gives (S * s, O + S * (k - 1) / 2). For tiny/wide: conv1 (1, 1), pool1 (2, 1.5),
-    conv2 (2, 3.5), pool2 (4, 4.5).
+    Derived from the layers' kernels, strides and paddings: a window of k cells with stride s and zero
+    padding p on a layer (S, O) gives (S * s, O + S * ((k - 1) / 2 - p)). For tiny/wide: conv1 (1, 1),
+    pool1 (2, 1.5), conv2 (2, 3.5), pool2 (4, 4.5); a padded 'same' conv (k 3, p 1) keeps (S, O).
+    A global average pooling counts as a window over its whole source (kernel = stride = its size).
     """
     by_name = {s.name: s for s in specs}
     chain = []
@@ -176,7 +177,7 @@ def receptive_field(specs: list[LayerSpec] | tuple[LayerSpec, ...], name: str) -
     for spec in reversed(chain):
         if spec.kind not in ("conv", "pool"):
             raise ValueError(f"layer {name!r} is fed by the non-spatial layer {spec.name!r}")
-        offset += stride * (spec.kernel - 1) / 2.0
+        offset += stride * ((spec.kernel - 1) / 2.0 - (spec.padding or 0))
         stride *= spec.stride
     return stride, offset
 
@@ -291,16 +292,33 @@ def significant_mask(values: np.ndarray, fan_in: int, top_k: int, floor: float) 
 # The engine
 
 
+# The layer ops the engine computes (a _Step's op): 'ogap' is an output that global-average-pools 10 maps.
+_WINDOW_OPS = ("max", "avg", "gap", "ogap")
+_SQRT_HALF = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+
+
 @dataclass(frozen=True)
 class _Step:
-    """One shown layer's computation: kind, gather indices / weights (views of the model's)."""
+    """One shown layer's computation: its op, gather indices, (folded) weights and activation.
+
+    op: 'conv' | 'max' | 'avg' | 'gap' | 'fc' | 'ogap' (an output that averages each of 10 maps).
+    gather: conv (H*W, fan_in) flat source indices, n_src for a padded tap (the zero slot appended to
+    the source); pools and 'ogap' (window, n_dst) window-major. weight: conv (Cout, Cin*k*k), fc
+    (out, in), batch norm folded in; bias likewise. cells: the window size of avg/gap/ogap.
+    """
 
     spec: LayerSpec
     wiring: Wiring
-    gather: np.ndarray | None = None  # conv: (H*W, fan_in); pool: (k*k, n_dst) flat source indices
-    weight: np.ndarray | None = None  # conv: (Cout, Cin*k*k); dense: (out, in)
+    op: str
+    gather: np.ndarray | None = None
+    weight: np.ndarray | None = None
     bias: np.ndarray | None = None
-    relu: bool = False
+    activation: str | None = None
+    slope: float = 0.0
+    cells: int = 1
+    padded: bool = False
+    keep_pre: bool = False  # keep the pre-activation (backward through it, or a max pool's contributions)
 
 
 def _as_numpy(tensor) -> np.ndarray:
@@ -311,14 +329,78 @@ def _as_numpy(tensor) -> np.ndarray:
     return array
 
 
+def _activate(name: str | None, pre: np.ndarray, slope: float, in_place: bool) -> np.ndarray:
+    """The activation ``name`` of pre-activations ``pre`` (float32), as torch computes it."""
+    if name is None:
+        return pre
+    if name == "relu":
+        return np.maximum(pre, np.float32(0.0), out=pre if in_place else None)
+    if name == "lrelu":
+        return np.where(pre > 0.0, pre, pre * np.float32(slope))
+    if name == "tanh":
+        return np.tanh(pre, out=pre if in_place else None)
+    if name == "sigmoid":
+        # 0.5 * (1 + tanh(x / 2)) is the logistic function without exp's overflow for large |x|.
+        out = np.tanh(pre * np.float32(0.5))
+        out += np.float32(1.0)
+        out *= np.float32(0.5)
+        return out
+    if name == "gelu":
+        import torch
+
+        # The exact erf form of nn.GELU(): torch's own kernel on a zero-copy view.
+        return torch.nn.functional.gelu(torch.from_numpy(np.ascontiguousarray(pre))).numpy()
+    raise CnnvizError(f"unknown activation {name!r}")
+
+
+def _derivative(name: str, pre: np.ndarray, out: np.ndarray, slope: float) -> np.ndarray:
+    """d activation / d pre-activation at ``pre`` (``out`` = the activation), as torch's backward uses it."""
+    if name == "relu":
+        return pre > 0.0
+    if name == "lrelu":
+        return np.where(pre > 0.0, np.float32(1.0), np.float32(slope))
+    if name == "tanh":
+        return np.float32(1.0) - out * out
+    if name == "sigmoid":
+        return out * (np.float32(1.0) - out)
+    if name == "gelu":
+        import torch
+
+        cdf = 0.5 * (1.0 + torch.special.erf(torch.from_numpy(pre * np.float32(_SQRT_HALF)))).numpy()
+        pdf = np.exp(pre * pre * np.float32(-0.5)) * np.float32(_INV_SQRT_2PI)
+        return cdf + pre * pdf
+    raise CnnvizError(f"unknown activation {name!r}")
+
+
+# torch module classes by the spec op of the layer they implement (checked before the engine trusts them).
+def _module_classes() -> dict[str, tuple]:
+    from torch import nn
+
+    return {"conv": (nn.Conv2d,), "fc": (nn.Linear,), "max": (nn.MaxPool2d,), "avg": (nn.AvgPool2d,),
+            "gap": (nn.AdaptiveAvgPool2d,), "bn": (nn.BatchNorm1d, nn.BatchNorm2d), "drop": (nn.Dropout,),
+            "flat": (nn.Flatten,), "relu": (nn.ReLU,), "lrelu": (nn.LeakyReLU,), "tanh": (nn.Tanh,),
+            "sigmoid": (nn.Sigmoid,), "gelu": (nn.GELU,)}
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
 class Analyzer:
     """Forward pass, Grad-CAM and per-connection contributions for one model. Build once per model.
 
     ``Analyzer(loaded)`` with a weights.LoadedModel, or ``Analyzer(model, arch)``. Everything static
-    (layer descriptions, wiring, gather indices, weight views, upsampling matrices) is prepared here;
-    :meth:`analyse` then costs a preprocessing pass, a numpy forward pass and a handful of small
-    vectorised operations. Not thread-safe to share between threads only in the sense that the model's
-    weights must not change during a call; analyse itself keeps no state between calls.
+    (layer descriptions, wiring, gather indices, weight views, folded batch norms, upsampling matrices)
+    is prepared here; :meth:`analyse` then costs a preprocessing pass, a numpy forward pass and a
+    handful of small vectorised operations. Not thread-safe to share between threads only in the sense
+    that the model's weights must not change during a call; analyse itself keeps no state between calls.
+
+    Works for every network of the spec language (core.architecture): convs of any kernel, stride and
+    padding, the five activations, max/avg pools (overlapping too), global average pooling, batch norm
+    (folded into the conv/fc before it, eval-mode running statistics), dropout (the identity), fc layers,
+    an fc or a global-average-pooling output. Raises CnnvizError naming the layer and the reason for a
+    model it cannot reproduce (a module that is not what the architecture says, a batch norm without
+    running statistics, ...), and when its forward pass does not give the torch model's logits.
     """
 
     def __init__(self, model: Any, arch: Architecture | None = None, *, check: bool = True):
@@ -333,12 +415,16 @@ class Analyzer:
         self.spec_by_name = {s.name: s for s in self.specs}
         self.wiring: dict[str, Wiring] = network_wiring(arch)
         self.cam_spec = last_conv_layer(list(self.specs))
-        self._steps = [self._plan(spec) for spec in self.specs[1:]]
-        # The dense head between the CAM layer and the logits, walked backwards for the gradient.
-        cam_at = [s.spec.name for s in self._steps].index(self.cam_spec.name)
+        self._check_modules()
+        self._ops = self._op_modules()
+        cam_at = [s.name for s in self.specs[1:]].index(self.cam_spec.name)
+        self._steps = [self._plan(spec, keep_pre=i > cam_at) for i, spec in enumerate(self.specs[1:])]
+        # The layers between the CAM layer and the logits, walked backwards for the gradient.
         self._head = self._steps[cam_at + 1:]
-        if any(step.spec.kind not in ("dense", "output") for step in self._head):
-            raise CnnvizError(f"model {arch.name!r}: only dense layers may follow the Grad-CAM layer")
+        for step in self._head:
+            if step.op not in ("gap", "fc", "ogap"):  # cannot happen for a spec: the CAM layer is the last map
+                raise CnnvizError(f"model {arch.name!r}: layer {step.spec.name} ({step.op}) follows the Grad-CAM "
+                                  f"layer {self.cam_spec.name}; only global pooling and fc layers may")
         c, h, w = self.cam_spec.shape
         stride, offset = receptive_field(self.specs, self.cam_spec.name)
         self.cam_stride, self.cam_offset = stride, offset
@@ -350,104 +436,215 @@ class Analyzer:
 
     # -- construction ------------------------------------------------------------------------
 
-    def _plan(self, spec: LayerSpec) -> _Step:
+    def _check_modules(self) -> None:
+        """Every module of the model's body is the one the architecture describes (class and settings)."""
         from torch import nn
 
+        body = getattr(self.model, "body", None)
+        layers = self.arch.layers
+        if not isinstance(body, nn.Sequential) or len(body) != len(layers):
+            raise CnnvizError(f"model {self.name!r}: expected a ConvNet whose body has the architecture's "
+                              f"{len(layers)} modules (core.networks.ConvNet)")
+        classes = _module_classes()
+        for i, (layer, module) in enumerate(zip(layers, body)):
+            where = f"model {self.name!r}, module {i} ({layer.token})"
+            expected = classes.get(layer.op)
+            if expected is None or not isinstance(module, expected):
+                raise CnnvizError(f"{where}: the architecture says {layer.token!r} but the model has "
+                                  f"{type(module).__name__}; the analysis engine cannot reproduce it")
+            if layer.op == "conv":
+                ok = (module.kernel_size == (layer.kernel, layer.kernel) and module.stride == (layer.stride,) * 2
+                      and _pair(module.padding) == (layer.padding,) * 2 and module.dilation == (1, 1)
+                      and module.groups == 1 and module.padding_mode == "zeros")
+                if not ok:
+                    raise CnnvizError(f"{where}: a Conv2d with kernel {module.kernel_size}, stride {module.stride}, "
+                                      f"padding {module.padding}, dilation {module.dilation}, groups "
+                                      f"{module.groups} ({module.padding_mode}) is not the described "
+                                      f"{layer.kernel}x{layer.kernel} stride {layer.stride} padding {layer.padding} "
+                                      f"zero-padded convolution")
+            elif layer.op in ("max", "avg"):
+                ok = (_pair(module.kernel_size) == (layer.kernel,) * 2 and _pair(module.stride) == (layer.stride,) * 2
+                      and _pair(module.padding) == (0, 0) and not module.ceil_mode)
+                if layer.op == "max":
+                    ok = ok and _pair(module.dilation) == (1, 1)
+                else:
+                    ok = ok and module.divisor_override is None
+                if not ok:
+                    raise CnnvizError(f"{where}: a pool with kernel {module.kernel_size}, stride {module.stride}, "
+                                      f"padding {module.padding} (ceil mode {module.ceil_mode}) is not the "
+                                      f"described unpadded {layer.kernel}x{layer.kernel} stride {layer.stride} pool")
+            elif layer.op == "gap" and _pair(module.output_size) != (1, 1):
+                raise CnnvizError(f"{where}: AdaptiveAvgPool2d to {module.output_size} is not a global average "
+                                  f"pooling (output size 1)")
+            elif layer.op == "bn":
+                if module.running_mean is None or module.running_var is None:
+                    raise CnnvizError(f"{where}: a batch norm without running statistics cannot be folded "
+                                      f"into its layer's weights (track_running_stats=False)")
+                if module.training:
+                    raise CnnvizError(f"{where}: the batch norm is in training mode (call model.eval())")
+            elif layer.op == "lrelu" and abs(float(module.negative_slope) - layer.p) > 1e-12:
+                raise CnnvizError(f"{where}: LeakyReLU slope {module.negative_slope} is not the described {layer.p}")
+            elif layer.op == "gelu" and getattr(module, "approximate", "none") != "none":
+                raise CnnvizError(f"{where}: GELU(approximate={module.approximate!r}) is not the exact GELU "
+                                  f"the architecture describes")
+        # One activation per shown layer: describe() keeps only the last of two in a row.
+        ops = [layer.op for layer in layers]
+        owner = None
+        seen_activation = False
+        for i, op in enumerate(ops):
+            if op in ("conv", "max", "avg", "gap", "fc"):
+                owner, seen_activation = (i, layers[i].token), False
+            elif op in ("relu", "lrelu", "tanh", "sigmoid", "gelu"):
+                if seen_activation:
+                    raise CnnvizError(f"model {self.name!r}, module {i} ({layers[i].token}): a second activation "
+                                      f"after layer {owner[1]!r} (module {owner[0]}); the analysis engine shows one "
+                                      f"activation per layer: remove one of them from the spec")
+                seen_activation = True
+
+    def _op_modules(self) -> dict[str, int]:
+        """Shown layer name -> index of its op module (the conv, pool, gap or linear) in the body."""
+        ops = [i for i, layer in enumerate(self.arch.layers) if layer.op in ("conv", "max", "avg", "gap", "fc")]
+        return {spec.name: i for spec, i in zip(self.specs[1:], ops)}
+
+    def _folded(self, spec: LayerSpec) -> tuple[np.ndarray, np.ndarray]:
+        """(weight (out, fan_in), bias (out,)) of a conv/fc layer with its batch norm folded in:
+        w' = w * g / sqrt(var + eps), b' = (b - mean) * g / sqrt(var + eps) + beta (eval-mode statistics)."""
         body = self.model.body
+        module = body[spec.weight_module]
+        weight = _as_numpy(module.weight).reshape(module.weight.shape[0], -1)
+        bias = (_as_numpy(module.bias) if module.bias is not None
+                else np.zeros(weight.shape[0], np.float32))
+        if spec.norm_module is None:
+            return weight, bias
+        bn = body[spec.norm_module]
+        var = bn.running_var.detach().cpu().numpy().astype(np.float64)
+        mean = bn.running_mean.detach().cpu().numpy().astype(np.float64)
+        gamma = (bn.weight.detach().cpu().numpy().astype(np.float64) if bn.weight is not None
+                 else np.ones_like(var))
+        beta = bn.bias.detach().cpu().numpy().astype(np.float64) if bn.bias is not None else np.zeros_like(var)
+        if var.shape != (weight.shape[0],):
+            raise CnnvizError(f"layer {spec.name}: its batch norm has {var.shape[0]} channels, not {weight.shape[0]}")
+        scale = gamma / np.sqrt(var + float(bn.eps))
+        folded_w = (weight.astype(np.float64) * scale[:, None]).astype(np.float32)
+        folded_b = ((bias.astype(np.float64) - mean) * scale + beta).astype(np.float32)
+        return folded_w, folded_b
+
+    def _plan(self, spec: LayerSpec, keep_pre: bool = False) -> _Step:
         wiring = self.wiring[spec.name]
+        source = self.spec_by_name[spec.source]
+        act = dict(activation=spec.activation, slope=float(spec.slope))
         if spec.kind == "conv":
-            conv = body[spec.weight_module]
-            ok = (isinstance(conv, nn.Conv2d) and conv.stride == (1, 1) and conv.padding == (0, 0)
-                  and conv.dilation == (1, 1) and conv.groups == 1
-                  and conv.kernel_size == (spec.kernel, spec.kernel) and isinstance(body[spec.module], nn.ReLU))
-            if not ok:
-                raise CnnvizError(f"layer {spec.name}: expected an unpadded {spec.kernel}x{spec.kernel} Conv2d + ReLU")
             c_out, h, w = spec.shape
             gather = wiring.src.reshape(-1, wiring.fan_in)[: h * w].astype(np.intp)
-            weight = _as_numpy(conv.weight).reshape(c_out, -1)
-            return _Step(spec, wiring, gather=gather, weight=weight, bias=_as_numpy(conv.bias), relu=True)
-        if spec.kind == "pool":
-            pool = body[spec.module]
-            if not isinstance(pool, nn.MaxPool2d) or pool.padding not in (0, (0, 0)):
-                raise CnnvizError(f"layer {spec.name}: expected an unpadded MaxPool2d")
-            # Window-major (k*k, n_dst): the max over a window is then an elementwise max of k*k rows,
+            padded = wiring.valid is not None
+            if padded:  # padded taps read the zero slot appended after the source's cells
+                valid = wiring.valid.reshape(-1, wiring.fan_in)[: h * w]
+                gather = np.where(valid, gather, np.intp(source.size))
+            weight, bias = self._folded(spec)
+            return _Step(spec, wiring, "conv", gather=gather, weight=weight, bias=bias, padded=padded,
+                         keep_pre=keep_pre, **act)
+        if spec.kind == "pool" or (spec.kind == "output" and spec.op == "gap"):
+            # Window-major (window, n_dst): the max over a window is then an elementwise max of its rows,
             # far cheaper in numpy than a reduction along a short last axis.
             gather = np.ascontiguousarray(wiring.src.reshape(-1, wiring.fan_in).T).astype(np.intp)
-            return _Step(spec, wiring, gather=gather)
+            op = "ogap" if spec.kind == "output" else spec.op
+            return _Step(spec, wiring, op, gather=gather, cells=wiring.fan_in,
+                         keep_pre=keep_pre or (op == "max" and spec.activation is not None), **act)
         if spec.kind in ("dense", "output"):
-            linear = body[spec.weight_module]
-            if not isinstance(linear, nn.Linear):
-                raise CnnvizError(f"layer {spec.name}: expected a Linear module")
-            relu = spec.kind == "dense"
-            if relu and not isinstance(body[spec.module], nn.ReLU):
-                raise CnnvizError(f"layer {spec.name}: expected Linear + ReLU")
-            return _Step(spec, wiring, weight=_as_numpy(linear.weight), bias=_as_numpy(linear.bias), relu=relu)
+            weight, bias = self._folded(spec)
+            return _Step(spec, wiring, "fc", weight=weight, bias=bias, keep_pre=keep_pre, **act)
         raise CnnvizError(f"layer {spec.name}: unsupported kind {spec.kind!r}")
 
     def check(self, atol: float = 1e-4) -> None:
-        """Raise CnnvizError unless the numpy forward pass reproduces the torch model's logits."""
+        """Raise CnnvizError unless the numpy forward pass reproduces the torch model's logits
+        (within atol * max(1, max |logit|), rtol 1e-4) on a seeded random image."""
         import torch
 
         rng = np.random.default_rng(0)
         image = rng.random((INPUT, INPUT), dtype=np.float32)
         normalised = (image - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD)
-        with torch.no_grad():
-            expected = self.model(torch.from_numpy(normalised)[None, None])[0].numpy()
+        try:
+            with torch.no_grad():
+                expected = self.model(torch.from_numpy(normalised)[None, None])[0].numpy()
+        except Exception as exc:  # a model that does not even run on a 28x28 image
+            raise CnnvizError(f"model {self.name!r}: the torch model fails on a 28x28 image ({exc})") from exc
         flat, _, _ = self._forward(normalised)
         got = flat["output"]
-        if not np.allclose(got, expected, atol=atol, rtol=1e-4):
+        scale = max(1.0, float(np.abs(expected).max())) if np.isfinite(expected).all() else 1.0
+        if got.shape != expected.shape or not np.allclose(got, expected, atol=atol * scale, rtol=1e-4):
+            difference = np.abs(got - expected).max() if got.shape == expected.shape else float("nan")
             raise CnnvizError(f"model {self.name!r}: the analysis engine does not reproduce the network "
-                              f"(max difference {np.abs(got - expected).max():.3g})")
+                              f"(max difference {difference:.3g})")
 
     # -- the per-request work ----------------------------------------------------------------
 
     def _forward(self, normalised: np.ndarray):
-        """Every layer's flat activation, the conv layers' unfolded inputs, the dense ReLU masks."""
+        """Every layer's flat activation, the conv layers' unfolded inputs and the pools' windows, and
+        the pre-activations the backward pass (and max pools' contributions) need."""
         flat: dict[str, np.ndarray] = {"input": normalised.reshape(-1)}
         cols: dict[str, np.ndarray] = {}
-        masks: dict[str, np.ndarray] = {}
+        pres: dict[str, np.ndarray] = {}
+        zero = np.zeros(1, dtype=np.float32)
         for step in self._steps:
             spec = step.spec
             source = flat[spec.source]
-            if spec.kind == "conv":
+            op = step.op
+            if op == "conv":
+                if step.padded:
+                    source = np.concatenate((source, zero))
                 unfolded = source[step.gather]  # (H*W, Cin*k*k)
                 cols[spec.name] = unfolded
                 pre = step.weight @ unfolded.T  # (Cout, H*W)
                 pre += step.bias[:, None]
-                out = np.maximum(pre, 0.0, out=pre)
-            elif spec.kind == "pool":
+            elif op == "max":
                 windows = source[step.gather]  # (k*k, n_dst)
                 cols[spec.name] = windows
-                out = windows.max(axis=0)
+                pre = windows.max(axis=0)
+            elif op in _WINDOW_OPS:  # avg, gap, ogap
+                windows = source[step.gather]
+                cols[spec.name] = windows
+                pre = windows.mean(axis=0, dtype=np.float32)
             else:
-                out = step.weight @ source + step.bias
-                if step.relu:
-                    masks[spec.name] = out > 0.0
-                    out = np.maximum(out, 0.0)
+                pre = step.weight @ source
+                pre += step.bias
+            if step.keep_pre and step.activation is not None:
+                pres[spec.name] = pre
+                out = _activate(step.activation, pre, step.slope, in_place=False)
+            else:
+                out = _activate(step.activation, pre, step.slope, in_place=True)
             flat[spec.name] = out.reshape(-1)
-        return flat, cols, masks
+        return flat, cols, pres
 
-    def _score_gradient(self, masks: dict[str, np.ndarray], target: int, contrast: int | None) -> np.ndarray:
-        """d score / d (flattened CAM-layer activation), score = logit[target] (- logit[contrast])."""
+    def _score_gradient(self, flat: dict[str, np.ndarray], pres: dict[str, np.ndarray], target: int,
+                        contrast: int | None) -> np.ndarray:
+        """d score / d (flattened CAM-layer activation), score = logit[target] (- logit[contrast]):
+        backward through the head (global pooling, fc layers with their folded batch norm and activation)."""
         grad = np.zeros(NUM_CLASSES, dtype=np.float32)
         grad[target] = 1.0
         if contrast is not None:
             grad[contrast] -= 1.0
         for step in reversed(self._head):
-            if step.relu:
-                grad = grad * masks[step.spec.name]
-            grad = step.weight.T @ grad
+            if step.activation is not None:
+                name = step.spec.name
+                grad = grad * _derivative(step.activation, pres[name], flat[name], step.slope)
+            if step.op == "fc":
+                grad = step.weight.T @ grad
+            else:  # gap / ogap: each channel's cells share its gradient equally (the windows do not overlap)
+                grad = np.repeat(grad * np.float32(1.0 / step.cells), step.cells)
         return grad
 
-    def _contributions(self, flat, cols) -> dict[str, np.ndarray]:
+    def _contributions(self, flat, cols, pres) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for step in self._steps:
             spec = step.spec
-            if spec.kind == "conv":
+            if step.op == "conv":
                 c = step.weight[:, None, :] * cols[spec.name][None, :, :]  # (Cout, H*W, Cin*k*k)
-            elif spec.kind == "pool":
+            elif step.op == "max":
                 windows = cols[spec.name]  # (k*k, n_dst)
-                c = np.where(windows == flat[spec.name], windows, np.float32(0.0)).T  # (n_dst, k*k)
+                pooled = pres[spec.name] if spec.name in pres else flat[spec.name]
+                c = np.where(windows == pooled, windows, np.float32(0.0)).T  # (n_dst, k*k)
+            elif step.op in _WINDOW_OPS:  # avg / gap / ogap: each cell's share of the average
+                c = (cols[spec.name] * np.float32(1.0 / step.cells)).T
             else:
                 c = flat[spec.source][None, :] * step.weight  # (out, in)
             out[spec.name] = c.reshape(-1)
@@ -495,7 +692,7 @@ class Analyzer:
                               timings={"preprocess": (t1 - t0) * 1e3, "total": (t1 - t0) * 1e3})
         image = prep.image
         normalised = (image - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD)
-        flat, cols, masks = self._forward(normalised)
+        flat, cols, pres = self._forward(normalised)
         logits = flat["output"]
         shifted = np.exp(logits - logits.max())
         probabilities = shifted / shifted.sum()
@@ -504,10 +701,10 @@ class Analyzer:
         contrast = None if request.contrast is None else int(request.contrast)
         t2 = clock()
 
-        # Grad-CAM on the last pooled conv block: alpha_k = spatial mean of dScore/dA_k.
+        # Grad-CAM on the last map layer (last_conv_layer): alpha_k = spatial mean of dScore/dA_k.
         c, h, w = self.cam_spec.shape
         act = flat[self.cam_spec.name].reshape(c, h, w)
-        grad = self._score_gradient(masks, target, contrast).reshape(c, h, w)
+        grad = self._score_gradient(flat, pres, target, contrast).reshape(c, h, w)
         alpha = grad.mean(axis=(1, 2))
         lowres = alpha[:, None, None] * act
         maps = np.empty((c + 2, h, w), dtype=np.float32)
@@ -522,14 +719,14 @@ class Analyzer:
         on_canvas = np.matmul(np.matmul(ry, up), rx_t)
         t4 = clock()
 
-        contributions = self._contributions(flat, cols)
+        contributions = self._contributions(flat, cols, pres)
         t5 = clock()
         options = request.options
         significant = {}
         for step in self._steps:
             name, fan_in = step.spec.name, step.wiring.fan_in
             top_k = options.top_k
-            if step.spec.kind == "pool" and top_k >= 1:
+            if step.op == "max" and top_k >= 1:
                 # Every non-zero edge of a window carries the window's max, so each is among its top k.
                 top_k = fan_in
             significant[name] = freeze(significant_mask(contributions[name], fan_in, top_k, options.floor))
