@@ -106,7 +106,7 @@ def import_model(target: str, weights_file: str | os.PathLike, out: str | os.Pat
         "source": f"imported from {target}, {weights_file.name}, sha256 {_sha256(weights_file)}",
         "imported_from": {"target": target, "weights": str(weights_file), "sha256": _sha256(weights_file)},
         "import_max_logit_difference": float(f"{difference:.3g}"),
-        "training_data": "unknown (imported model)",
+        "training_data": {"source": "unknown (an imported model: see its own documentation)"},
         "torch_version": torch.__version__,
     }
     from . import weights
