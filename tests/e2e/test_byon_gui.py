@@ -55,6 +55,13 @@ def trained_models(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
+@pytest.fixture(autouse=True)
+def user_data(monkeypatch, tmp_path) -> Path:
+    """The history database, caches and logs of these windows go to a fresh folder."""
+    monkeypatch.setenv("CNNVIZ_USER_DATA", str(tmp_path / "user"))
+    return tmp_path / "user"
+
+
 def _messages_open() -> list[str]:
     return [w.text() for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
 
@@ -143,8 +150,24 @@ def check_labels(window, qtbot) -> None:
     scene.reset_view()
 
 
+ERROR_WORDS = ("could not", "cannot", "failed", "error", "traceback", "not supported", "unsupported")
+
+
+def _view_texts(dock) -> list[str]:
+    from PySide6.QtWidgets import QAbstractButton, QLabel
+
+    texts = [w.text() for w in dock.findChildren(QLabel) if w.isVisible()]
+    texts += [w.toolTip() for w in dock.findChildren(QAbstractButton) if w.isVisible() and w.isEnabled()]
+    return [t for t in texts if t]
+
+
+def _errors_in(dock) -> list[str]:
+    return [t for t in _view_texts(dock) if any(word in t.lower() for word in ERROR_WORDS)]
+
+
 def open_every_view(window, qtbot) -> None:
-    """Show every dock once (after the drawing) and let it render: no error message, no failed analysis."""
+    """Show every dock once (after the drawing) and let it render: no error message (dialog, status bar or
+    text in the view), no failed analysis."""
     failures: list[str] = []
     window.session.analysis_failed.connect(failures.append)
     try:
@@ -158,6 +181,9 @@ def open_every_view(window, qtbot) -> None:
             assert not _messages_open(), (view_id, _messages_open())
             status = window.statusBar().currentMessage().lower()
             assert "failed" not in status and "error" not in status, (view_id, status)
+            if os.environ.get("BYON_DEBUG"):
+                print(view_id, _view_texts(dock))
+            assert not _errors_in(dock), (view_id, _errors_in(dock))
     finally:
         window.session.analysis_failed.disconnect(failures.append)
     assert not failures, failures
@@ -231,3 +257,31 @@ def test_an_imported_model_opens_through_file_open_model(start_app, qtbot, tmp_p
     entries[0].trigger()
     qtbot.waitUntil(lambda: window.loaded.arch.name == "usernet", timeout=60_000)
     assert not _messages_open()
+
+
+@pytest.mark.slow  # t-SNE of 5,000 digits: about 2 min of CPU here
+def test_embeddings_of_a_network_without_dense_layers_are_computed_and_cached(start_app, qtbot, trained_models,
+                                                                              user_data):
+    """No shipped maps for a user's network: the view computes them from the layer before the output (a map
+    layer for 003's shape), caches them by the weight file's sha256, and places the drawing exactly in PCA."""
+    from cnnviz_desktop.core import embedding as emb
+    from cnnviz_desktop.core.weights import sha256_of
+
+    path = trained_models["gap003"]
+    window = start_app(model=str(path)).window
+    view = window.views["embedding"]
+    window.toggle_view("embedding")
+    qtbot.waitUntil(view.isVisible, timeout=5_000)
+    layer = emb.penultimate_layer(describe(window.loaded.arch))
+    assert layer.kind == "pool" and layer.name in view.explain.text() and "dense1" not in view.explain.text()
+    qtbot.waitUntil(lambda: view.ready is not None and view.shown_perplexity is not None, timeout=300_000)
+    assert view.ready.layer == layer.name
+    assert view.points_shown() == (5000, 5000)
+    assert emb.cache_path(sha256_of(path)).is_file()
+    assert str(user_data) in str(emb.cache_path(sha256_of(path)))
+    drag(window.canvas, ring())
+    snap = settle(qtbot, window)
+    qtbot.waitUntil(lambda: view.marker_positions()[0] is not None, timeout=10_000)
+    expected = emb.pca_project(np.asarray(snap.activations[layer.name]).reshape(-1), view.ready.embedding)
+    assert np.allclose(view.marker_positions()[0], expected, atol=1e-4)
+    assert not _errors_in(window.docks["embedding"])
