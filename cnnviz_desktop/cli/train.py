@@ -173,8 +173,8 @@ def _import(args: argparse.Namespace) -> int:
     out = _checked_out(Path(args.out), SUFFIX)
     result = importer.import_model(args.target, args.weights, out, name=args.name)
     print(f"Imported {args.target} as {result.arch.name!r}: {result.arch.spec}", file=sys.stderr)
-    print(f"outputs agree within {result.max_difference:.2g}; weights in {result.path} "
-          f"(open it with cnnviz --model {result.path} or File > Open model)", file=sys.stderr)
+    print(f"Same logits as your model (largest difference {result.max_difference:.2g}); weights in {result.path}. "
+          f"Open it with cnnviz --model {result.path} or Model > Open weights file.", file=sys.stderr)
     return 0
 
 

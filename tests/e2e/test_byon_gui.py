@@ -285,3 +285,29 @@ def test_embeddings_of_a_network_without_dense_layers_are_computed_and_cached(st
     expected = emb.pca_project(np.asarray(snap.activations[layer.name]).reshape(-1), view.ready.embedding)
     assert np.allclose(view.marker_positions()[0], expected, atol=1e-4)
     assert not _errors_in(window.docks["embedding"])
+
+
+def test_a_model_the_engine_cannot_analyse_says_so_and_keeps_the_drawing(start_app, qtbot, monkeypatch):
+    """A weight file that loads but cannot be analysed: one clear (non-modal) message naming the network and
+    why, in a dialog that does not block the window; the drawing stays."""
+    from cnnviz_desktop.core import analysis
+    from cnnviz_desktop.core.errors import CnnvizError
+
+    window = start_app().window
+    drag(window.canvas, ring())
+    settle(qtbot, window)
+    drawing = window.canvas.model.pixels.copy()
+
+    def refuse(model, *args, **kwargs):
+        raise CnnvizError(f"layer conv1 of {model.arch.name} is not supported by this test")
+
+    monkeypatch.setattr(analysis, "Analyzer", refuse)
+    window.model_requested.emit("wide")
+    qtbot.waitUntil(lambda: bool(_messages_open()), timeout=60_000)
+    (text,) = _messages_open()
+    assert "cannot analyse the network 'wide'" in text and "is not supported by this test" in text
+    assert "Model menu" in text
+    assert np.array_equal(window.canvas.model.pixels, drawing)
+    box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible())
+    assert not box.isModal()
+    box.close()
