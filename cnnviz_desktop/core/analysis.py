@@ -10,17 +10,22 @@ Snapshot fields, all numpy arrays float32 unless said otherwise, never mutated a
 - predicted: int digit or None; target: the class Grad-CAM explains (int) or None;
   contrast: the class B of a contrastive map 'why target rather than B', or None.
 - activations: dict layer name -> array of that LayerSpec's shape (see networks.describe):
-  'input' is the preprocessed 28x28 image in [0, 1] with shape (1, 28, 28); conv layers are after
-  ReLU; pool layers after pooling; dense after ReLU; 'output' holds the logits.
-- cam_channels: (C, 28, 28) signed Grad-CAM per channel of the last pooled conv block
-  (alpha_k * A_k, no ReLU), upsampled with the stride-correct geometry; cam: (28, 28) their sum
+  'input' is the preprocessed 28x28 image in [0, 1] with shape (1, 28, 28); conv and dense layers
+  are after their (folded) batch norm and activation (spec.activation; none: the pre-activation);
+  pool layers after pooling (and an activation if one follows); 'output' holds the logits.
+- cam_channels: (C, 28, 28) signed Grad-CAM per channel of the Grad-CAM layer
+  (networks.last_conv_layer: the last map layer that is not a global pooling; the last pooled conv
+  block for tiny/wide) (alpha_k * A_k, no ReLU), upsampled with the stride-correct geometry; cam: (28, 28) their sum
   ('Both'); hirescam: (28, 28) (gradient x activation summed over channels, same geometry).
   These are in network-input coordinates; canvas_cam* are the same resampled onto the canvas
   grid (canvas shape) for the drawing overlay.
 - contributions: dict target layer name -> (E,) array aligned with wiring.network_wiring(arch)[name]
-  (conv/dense: source activation x weight; pool: the source activation if it is its window's max,
-  else 0); significant: same keys, (E,) bool (top-k per destination plus a floor relative to the
-  largest |contribution| in that layer).
+  (conv/dense: source activation x weight, batch norm folded into the weight; a padded conv tap
+  (wiring ``valid`` False) is 0; max pool: the source activation if it is its window's max, else 0;
+  avg pool and global average pooling: source / window size, so the edges sum to the average; an
+  output that global-average-pools: source / cells); significant: same keys, (E,) bool (top-k per
+  destination plus a floor relative to the largest |contribution| in that layer; every non-zero
+  edge of a max pool).
 - timings: dict of stage -> milliseconds.
 
 Fields added by the analysis engine (all with defaults, so older constructors keep working):
@@ -48,20 +53,30 @@ Units and conventions of the engine (Analyzer):
 - The score is a LOGIT (or a logit difference), never a probability.
 - Contributions into the first conv layer use the normalised input the network actually sees,
   (x - 0.1307) / 0.3081, so that for every conv/dense neuron sum(contributions) + bias equals its
-  pre-activation; activations['input'] stays in [0, 1] for display.
+  pre-activation (the output of its batch norm if it has one, before its activation), with weight
+  and bias the folded ones: w' = w * g / sqrt(var + eps), b' = (b - mean) * g / sqrt(var + eps) +
+  beta (eval-mode running statistics); activations['input'] stays in [0, 1] for display.
 - Significant edges: |c| among the top_k of its destination (ties at the k-th value are all
   kept), |c| >= floor * max|c| of the layer, and c != 0.
 - Upsampling: a cell i of a layer with cumulative stride S and receptive-field centre O (input
-  pixel index O + S*i, derived from the layer descriptions) is spread bilinearly over the input
-  pixels it covers: for tiny/wide that is 'scale by 4 (bilinear, align_corners=False), pad (3, 5)'
-  for the 5x5 grid. Pixels outside every cell's footprint get 0.
+  pixel index O + S*i, derived from the layer descriptions' kernels, strides and paddings: see
+  :func:`receptive_field`) is spread bilinearly over the input pixels it covers: for tiny/wide that
+  is 'scale by 4 (bilinear, align_corners=False), pad (3, 5)' for the 5x5 grid. Pixels outside every
+  cell's footprint get 0.
+- Grad-CAM's gradient is d score / d A through whatever follows the CAM layer (global pooling, fc
+  layers with any activation and folded batch norm), computed in numpy by a backward pass of those
+  layers (exactly torch's derivatives: ReLU' = [x > 0], LeakyReLU' = 1 or the slope, tanh' = 1 - y^2,
+  sigmoid' = y (1 - y), GELU' = Phi(x) + x phi(x)).
 - Timings keys: 'preprocess', 'forward', 'gradcam', 'canvas', 'contributions', 'significant',
   'total' (milliseconds, measured in the thread that ran the analysis); 'extras' too when extra maps
   were computed (included in 'total').
 
 The engine computes everything after preprocessing in numpy (float32) from views of the model's
-weights: at this size torch's per-call overhead costs more than the arithmetic. Analyzer checks at
-construction that its forward pass reproduces the torch model's logits.
+weights (copies where a batch norm is folded in): at this size torch's per-call overhead costs more
+than the arithmetic; GELU and its erf run through torch's own kernels on zero-copy views, so they are
+torch's numbers. Analyzer checks at construction that every module is the one the architecture
+describes and that its forward pass reproduces the torch model's logits; a model it cannot
+reproduce raises CnnvizError naming the layer and why.
 
 This module imports neither Qt nor (at import time) torch: the GUI can build requests before torch
 has loaded. The Analyzer imports torch lazily.
@@ -295,6 +310,7 @@ def significant_mask(values: np.ndarray, fan_in: int, top_k: int, floor: float) 
 # The layer ops the engine computes (a _Step's op): 'ogap' is an output that global-average-pools 10 maps.
 _WINDOW_OPS = ("max", "avg", "gap", "ogap")
 _SQRT_HALF = 0.7071067811865476
+_ZERO = np.zeros(1, dtype=np.float32)  # the zero slot a padded conv's taps read
 _INV_SQRT_2PI = 0.3989422804014327
 
 
@@ -372,6 +388,26 @@ def _derivative(name: str, pre: np.ndarray, out: np.ndarray, slope: float) -> np
     raise CnnvizError(f"unknown activation {name!r}")
 
 
+# numpy's OpenBLAS runs a matrix product on all its threads from m*n*k >= 65536 * 4 (GEMM_MULTITHREAD_THRESHOLD
+# 4). For the conv products of bigger networks (gap003's conv2: 10 x 90 x 784) on a shared 2-core machine
+# that stalls: measured median 52 us but up to 18-36 ms when its threads must wake, against at most 0.3 ms
+# in blocks below the threshold. Matrix-vector products (fc layers) measured no stall and stay one call.
+_GEMM_LIMIT = 65536 * 4
+
+
+def _gemm(weight: np.ndarray, unfolded: np.ndarray) -> np.ndarray:
+    """weight (m, k) @ unfolded (n, k).T -> (m, n) float32, in blocks of columns that OpenBLAS runs on one thread."""
+    m, k = weight.shape
+    n = unfolded.shape[0]
+    if m * n * k < _GEMM_LIMIT:
+        return weight @ unfolded.T
+    block = max(1, (_GEMM_LIMIT - 1) // (m * k))
+    out = np.empty((m, n), dtype=np.float32)
+    for start in range(0, n, block):
+        out[:, start:start + block] = weight @ unfolded[start:start + block].T
+    return out
+
+
 # torch module classes by the spec op of the layer they implement (checked before the engine trusts them).
 def _module_classes() -> dict[str, tuple]:
     from torch import nn
@@ -447,7 +483,7 @@ class Analyzer:
                               f"{len(layers)} modules (core.networks.ConvNet)")
         classes = _module_classes()
         for i, (layer, module) in enumerate(zip(layers, body)):
-            where = f"model {self.name!r}, module {i} ({layer.token})"
+            where = f"model {self.name!r}, module {i} ({layer.token!r})"
             expected = classes.get(layer.op)
             if expected is None or not isinstance(module, expected):
                 raise CnnvizError(f"{where}: the architecture says {layer.token!r} but the model has "
@@ -496,7 +532,7 @@ class Analyzer:
                 owner, seen_activation = (i, layers[i].token), False
             elif op in ("relu", "lrelu", "tanh", "sigmoid", "gelu"):
                 if seen_activation:
-                    raise CnnvizError(f"model {self.name!r}, module {i} ({layers[i].token}): a second activation "
+                    raise CnnvizError(f"model {self.name!r}, module {i} ({layers[i].token!r}): a second activation "
                                       f"after layer {owner[1]!r} (module {owner[0]}); the analysis engine shows one "
                                       f"activation per layer: remove one of them from the spec")
                 seen_activation = True
@@ -584,7 +620,7 @@ class Analyzer:
         flat: dict[str, np.ndarray] = {"input": normalised.reshape(-1)}
         cols: dict[str, np.ndarray] = {}
         pres: dict[str, np.ndarray] = {}
-        zero = np.zeros(1, dtype=np.float32)
+        zero = _ZERO
         for step in self._steps:
             spec = step.spec
             source = flat[spec.source]
@@ -594,7 +630,7 @@ class Analyzer:
                     source = np.concatenate((source, zero))
                 unfolded = source[step.gather]  # (H*W, Cin*k*k)
                 cols[spec.name] = unfolded
-                pre = step.weight @ unfolded.T  # (Cout, H*W)
+                pre = _gemm(step.weight, unfolded)  # (Cout, H*W)
                 pre += step.bias[:, None]
             elif op == "max":
                 windows = source[step.gather]  # (k*k, n_dst)
@@ -607,11 +643,16 @@ class Analyzer:
             else:
                 pre = step.weight @ source
                 pre += step.bias
-            if step.keep_pre and step.activation is not None:
+            activation = step.activation
+            if activation is None:
+                out = pre
+            elif step.keep_pre:
                 pres[spec.name] = pre
-                out = _activate(step.activation, pre, step.slope, in_place=False)
+                out = _activate(activation, pre, step.slope, in_place=False)
+            elif activation == "relu":  # the family's only activation: inline
+                out = np.maximum(pre, 0.0, out=pre)
             else:
-                out = _activate(step.activation, pre, step.slope, in_place=True)
+                out = _activate(activation, pre, step.slope, in_place=True)
             flat[spec.name] = out.reshape(-1)
         return flat, cols, pres
 
@@ -624,9 +665,12 @@ class Analyzer:
         if contrast is not None:
             grad[contrast] -= 1.0
         for step in reversed(self._head):
-            if step.activation is not None:
+            activation = step.activation
+            if activation == "relu":
+                grad = grad * (pres[step.spec.name] > 0.0)
+            elif activation is not None:
                 name = step.spec.name
-                grad = grad * _derivative(step.activation, pres[name], flat[name], step.slope)
+                grad = grad * _derivative(activation, pres[name], flat[name], step.slope)
             if step.op == "fc":
                 grad = step.weight.T @ grad
             else:  # gap / ogap: each channel's cells share its gradient equally (the windows do not overlap)

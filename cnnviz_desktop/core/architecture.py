@@ -321,6 +321,9 @@ def receptive_field(specs: list[LayerSpec], layer: str, index: tuple[int, ...]) 
             y0, x0 = y0 * spec.stride - p, x0 * spec.stride - p
             y1, x1 = y1 * spec.stride - p + spec.kernel - 1, x1 * spec.stride - p + spec.kernel - 1
         spec = by_name[spec.source]
+        if len(spec.shape) == 3:  # taps on the padding, or cells a floor-mode stride never reads, see nothing
+            y0, x0 = max(y0, 0), max(x0, 0)
+            y1, x1 = min(y1, spec.shape[1] - 1), min(x1, spec.shape[2] - 1)
     return (max(y0, 0), max(x0, 0), min(y1 + 1, height), min(x1 + 1, width))
 
 

@@ -1,7 +1,8 @@
 """Embeddings of the test set's penultimate-layer activations: PCA (ours) and t-SNE (openTSNE).
 
 What the embeddings view shows: every reference test digit as one point, placed by its penultimate-layer
-activation vector (``dense1`` after ReLU for tiny and wide: the features the output layer reads). Two maps:
+activation vector (``dense1`` after ReLU for tiny and wide: the features the output layer reads; for a network
+without hidden fc layers the map or global-pooling vector the output reads, flattened). Two maps:
 
 - PCA (numpy SVD, ours: a few lines, no dependency, and it gives the exact linear projection of a new
   drawing): the two directions of largest variance; ``explained_variance_ratio`` says how much of the
@@ -55,8 +56,10 @@ MAX_PERPLEXITIES = 64
 def penultimate_layer(specs: list[LayerSpec] | tuple[LayerSpec, ...]) -> LayerSpec:
     """The layer that feeds the output layer (``dense1`` for tiny and wide): the last hidden layer.
 
+    Any kind: a dense layer, a global average pooling ('gap', (C, 1, 1)), or the last map when the output
+    is an fc on the flattened maps or a global average pooling over 10 maps (a fully convolutional net).
     specs: the model's LayerSpecs (architecture.describe). Raises CnnvizError if the output layer has no
-    hidden layer before it other than the input."""
+    hidden layer before it other than the input, or if that layer has more than MAX_FEATURES values."""
     specs = list(specs)
     output = next((s for s in specs if s.kind == "output"), None)
     if output is None or output.source is None:
@@ -64,6 +67,10 @@ def penultimate_layer(specs: list[LayerSpec] | tuple[LayerSpec, ...]) -> LayerSp
     layer = next(s for s in specs if s.name == output.source)
     if layer.kind == "input":
         raise CnnvizError("the model has no hidden layer before its output: there is nothing to embed")
+    if layer.size > MAX_FEATURES:
+        raise CnnvizError(f"the layer before the output, {layer.name} {layer.shape}, has {layer.size:,} values, "
+                          f"more than the {MAX_FEATURES:,} an embedding can hold: this network cannot be "
+                          f"embedded (a global pooling or a smaller map before the output can)")
     return layer
 
 
@@ -72,7 +79,7 @@ def _torch_module(model: Any):
 
 
 def dense_features(model: Any, images01: np.ndarray, batch: int = 1000, ctx=None) -> np.ndarray:
-    """Penultimate-layer activations (after ReLU) of MNIST-style images.
+    """Penultimate-layer activations (after its activation, flattened row-major) of MNIST-style images.
 
     model: a ConvNet or a weights.LoadedModel; images01: (N, 28, 28) in [0, 1] (uint8 0-255 is accepted and
     scaled), light digit on dark, already centred as MNIST is; batch: images per forward pass; ctx: an optional

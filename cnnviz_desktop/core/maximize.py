@@ -13,8 +13,12 @@ Gradient ascent on the input, as in the techniques page the issue cites (and ARC
   on single pixels that exist only at one position.
 - The score: a class's LOGIT (a probability target saturates and stops pushing); for a conv or pool
   channel the spatial mean of the channel's map, for one neuron its value. Hidden layers are scored
-  BEFORE their ReLU (a pool cell as the max of its pre-ReLU window): the activation is relu(score),
-  so raising the score raises the activation, and a neuron that starts silent still gets a gradient.
+  BEFORE their activation (after a folded batch norm: the input of the ReLU, tanh, ...; a max pool
+  cell after a monotonic activation as the max of its pre-activation window): the activation is
+  act(score), so raising the score raises the activation, and a neuron that starts silent still gets
+  a gradient. Average and global pools are scored on their output. Any network of the spec language
+  works: the body is run module by module up to the layer's last module (batch norms in eval mode,
+  dropout the identity).
 
 The model is never changed: no hooks are registered (the analysis worker runs the same module at the
 same time), its parameters are not asked for gradients (``torch.autograd.grad`` w.r.t. the input
@@ -247,11 +251,23 @@ def _score_tensors(net: nn.Module, target: _Target, x: torch.Tensor) -> tuple[to
         h = body[i](h)
     values = h
     if spec.kind != "output":
-        if isinstance(body[stop], nn.ReLU):  # conv and dense layers: before their ReLU
+        if isinstance(body[stop], _ACTIVATIONS):  # conv and dense layers: before their activation
             values = inputs[stop]
-        elif isinstance(body[stop], nn.MaxPool2d) and stop > 0 and isinstance(body[stop - 1], nn.ReLU):
-            values = body[stop](inputs[stop - 1])  # max of the pre-ReLU window: relu(max) = max(relu)
+        elif isinstance(body[stop], nn.MaxPool2d):
+            # A max pool after a monotonic activation (Dropout between is the identity in eval mode):
+            # the max of the pre-activation window, as act(max) = max(act).
+            before = stop - 1
+            while before >= 0 and isinstance(body[before], nn.Dropout):
+                before -= 1
+            if before >= 0 and isinstance(body[before], _MONOTONIC):
+                values = body[stop](inputs[before])
     return _read(target.objective, values), _read(target.objective, h)
+
+
+# Activations a hidden layer is scored before (raising the pre-activation raises every one of them but GELU,
+# which still has a gradient everywhere); max pools read through the monotonic ones only.
+_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU)
+_MONOTONIC = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
 
 
 def _read(obj: Objective, values: torch.Tensor) -> torch.Tensor:
