@@ -92,7 +92,11 @@ def import_model(target: str, weights_file: str | os.PathLike, out: str | os.Pat
     except ArchitectureError as exc:
         raise CnnvizError(f"{target} cannot be shown: {exc}") from exc
     converted = ConvNet(arch)
-    _copy_weights(layers, checked, converted)
+    try:
+        _copy_weights(layers, checked, converted)
+    except (IndexError, RuntimeError) as exc:
+        raise CnnvizError(f"{target}: its weights could not be copied into the converted network ({exc}); "
+                          f"please report this with your model") from exc
     converted.eval()
     with torch.no_grad():
         ours = converted(probe)
@@ -331,6 +335,8 @@ def _layer_of(m: nn.Module, previous: str) -> Layer | None:
         return None
     if isinstance(m, nn.Conv1d):
         why = "1-d convolution: CnnViz networks read 2-d images"
+    elif isinstance(m, (nn.Softmax, nn.LogSoftmax, nn.Softmin)):
+        why = "the network must end with its 10 logits: remove the softmax (CnnViz applies it for the bars)"
     elif isinstance(m, nn.RNNBase):
         why = "recurrent layer: not a feed-forward layer"
     else:

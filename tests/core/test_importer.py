@@ -97,9 +97,10 @@ class Odd(nn.Module):
         self.line = nn.Conv1d(4, 4, 3)
         self.rnn = nn.LSTM(4, 10)
         self.fc = nn.Linear(10, 10)
+        self.soft = nn.Softmax(dim=1)
 
     def forward(self, x):
-        return self.fc(x)
+        return self.soft(self.fc(x))
 """
 
 MODEL_32 = """
@@ -214,6 +215,7 @@ def test_unsupported_modules_are_all_listed_with_the_supported_set(tmp_path):
     assert "pool: MaxPool2d (padding=1: only padding 0)" in message
     assert "line: Conv1d" in message
     assert "rnn: LSTM" in message
+    assert "soft: Softmax (the network must end with its 10 logits: remove the softmax" in message
     assert "conv: Conv2d" not in message
     assert "Supported: Conv2d" in message
 

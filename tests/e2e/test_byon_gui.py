@@ -4,6 +4,7 @@ imported by ``cnnviz-train import``, in the real window: drawn on, checked again
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import subprocess
@@ -57,9 +58,15 @@ def trained_models(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(autouse=True)
 def user_data(monkeypatch, tmp_path) -> Path:
-    """The history database, caches and logs of these windows go to a fresh folder."""
+    """The history database, caches and logs of these windows go to a fresh folder. Torn down after
+    start_app: the closed window's reference cycles are collected here, on the GUI thread. Left to the cyclic
+    collector, they are freed by whichever thread allocates next -- a view's background lane -- and deleting
+    Qt widgets there deadlocks against the GUI thread (seen: QMenu::~QMenu in a lane thread)."""
+    gc.collect()
     monkeypatch.setenv("CNNVIZ_USER_DATA", str(tmp_path / "user"))
-    return tmp_path / "user"
+    yield tmp_path / "user"
+    QApplication.processEvents()
+    gc.collect()
 
 
 def _messages_open() -> list[str]:
@@ -311,3 +318,32 @@ def test_a_model_the_engine_cannot_analyse_says_so_and_keeps_the_drawing(start_a
     box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible())
     assert not box.isModal()
     box.close()
+
+
+@pytest.mark.parametrize("key", [
+    "k5avg",
+    pytest.param("bn3", marks=pytest.mark.xfail(strict=True, reason=(
+        "core/trainer.py compares the starting weights with tensor_shapes(arch), which leaves out batch norms' "
+        "num_batches_tracked, while training_view sends model.state_dict() (which has it): 'the starting "
+        "weights do not fit'. Needs stored_state() in training_view and strict=False for the counters in "
+        "TrainingRun (files of other helpers)"))),
+])
+def test_training_view_fine_tunes_the_current_spec_network(start_app, qtbot, trained_models, key):
+    """The training view's 'start from: the current model' trains a network outside the family (its own
+    layers, not the tiny/wide boxes) and the result is shown as the current model."""
+    window = start_app(model=str(trained_models[key])).window
+    spec = window.loaded.arch.spec
+    view = window.views["training"]
+    window.toggle_view("training")
+    qtbot.waitUntil(view.isVisible, timeout=5_000)
+    view.init_box.setCurrentIndex(1)
+    view.data_edit.setText(os.environ["CNNVIZ_MNIST_DIR"])
+    view.images_spin.setValue(256)
+    view.epochs_spin.setValue(1)
+    view.batch_spin.setValue(64)
+    qtbot.mouseClick(view.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "finished" in view.message_label.text() or "failed" in view.message_label.text()
+                    or view.state == "idle", timeout=180_000)
+    assert "Training finished" in view.message_label.text(), view.message_label.text()
+    qtbot.waitUntil(lambda: str(window.loaded.path).startswith("(training"), timeout=30_000)
+    assert window.loaded.arch.spec == spec
