@@ -242,14 +242,15 @@ class MainWindow(QMainWindow):
         name = model.arch.name
         path = getattr(model, "path", None)
         shipped = path is not None and path.stem == name and name in ARCHITECTURES
-        own = self._user_model_action(model) if path is not None and not shipped else None
+        # A weight file of the user's gets a Model-menu entry; live training weights (no file) do not.
+        own_file = path is not None and not shipped and path.is_file()
+        own = self._user_model_action(model) if own_file else None
         for n, act in self.model_actions.items():
             act.setChecked(shipped and n == name)
         for act in self.user_model_actions.values():
             act.setChecked(act is own)
         self._model_unshown = True  # until its first analysis arrives (see _on_analysis_failed)
-        self.setWindowTitle(f"CNNViz Desktop - {name}" if shipped or path is None
-                            else f"CNNViz Desktop - {name} ({path.name})")
+        self.setWindowTitle(f"CNNViz Desktop - {name} ({path.name})" if own_file else f"CNNViz Desktop - {name}")
         self._show_model_label(model)
         self._sync_actions()
         panel = self.scene

@@ -328,7 +328,7 @@ def test_a_model_the_engine_cannot_analyse_says_so_and_keeps_the_drawing(start_a
         "weights do not fit'. Needs stored_state() in training_view and strict=False for the counters in "
         "TrainingRun (files of other helpers)"))),
 ])
-def test_training_view_fine_tunes_the_current_spec_network(start_app, qtbot, trained_models, key):
+def test_training_view_fine_tunes_the_current_spec_network(start_app, qtbot, trained_models, key, tmp_path):
     """The training view's 'start from: the current model' trains a network outside the family (its own
     layers, not the tiny/wide boxes) and the result is shown as the current model."""
     window = start_app(model=str(trained_models[key])).window
@@ -347,3 +347,13 @@ def test_training_view_fine_tunes_the_current_spec_network(start_app, qtbot, tra
     assert "Training finished" in view.message_label.text(), view.message_label.text()
     qtbot.waitUntil(lambda: str(window.loaded.path).startswith("(training"), timeout=30_000)
     assert window.loaded.arch.spec == spec
+    # Live weights are no file: the Model menu keeps one entry, the opened file's.
+    assert list(window.user_model_actions) == [str(trained_models[key])]
+    # Saved, the fine-tuned network is a weight file of the same layers, the current model and listed.
+    tuned = tmp_path / f"{key}_tuned.safetensors"
+    assert view.save_to(str(tuned))
+    qtbot.waitUntil(lambda: window.loaded.path == tuned, timeout=30_000)
+    from cnnviz_desktop.core import weights
+
+    assert weights.load(tuned).arch.spec == spec
+    assert list(window.user_model_actions) == [str(trained_models[key]), str(tuned)]
