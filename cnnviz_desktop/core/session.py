@@ -47,6 +47,10 @@ CONNECTION_MODES = ("significant", "all", "none")
 OPACITY_RANGE = (0.0, 1.0)
 # A channel whose (absolute) Grad-CAM mass lies mostly off the ink answers to blank paper.
 BLANK_PAPER_INK_SHARE = 0.3
+# ... judged only on Grad-CAM grids whose cells are at most this many input pixels apart (tiny/wide: 4).
+# A coarser cell (bn3's 3x3 grid: 8 px) spreads over far more paper than ink around any stroke, so
+# nearly every channel would look like a blank-paper channel.
+BLANK_PAPER_MAX_CELL = 4
 INK_LEVEL = 0.1
 
 
@@ -465,9 +469,14 @@ class Session:
     def blank_paper_channels(self) -> list[int]:
         """Channels of the Grad-CAM layer whose map lies mostly off the ink (they answer to blank paper:
         'no ink here' is their evidence). Measured on the shown drawing: share of |map| on ink cells
-        below BLANK_PAPER_INK_SHARE."""
+        below BLANK_PAPER_INK_SHARE. Empty (not judged) when the Grad-CAM cells are more than
+        BLANK_PAPER_MAX_CELL input pixels apart."""
         snap = self.snapshot
         if snap is None or snap.empty:
+            return []
+        from .analysis import receptive_field as cell_geometry
+
+        if cell_geometry(self.specs, last_conv_layer(list(self.specs)).name)[0] > BLANK_PAPER_MAX_CELL:
             return []
         ink = np.asarray(snap.activations["input"]).reshape(snap.cam_channels.shape[-2:]) > INK_LEVEL
         out = []

@@ -521,3 +521,56 @@ def test_the_session_shows_any_network(key):
         session.set_picked(spec.name, index)
         r0, c0, r1, c1 = session.picked_box()
         assert r0 < r1 and c0 < c1, spec.name
+
+
+def test_blank_paper_channels_are_not_judged_on_a_coarse_grad_cam_grid():
+    from cnnviz_desktop.core.session import BLANK_PAPER_MAX_CELL, DictStore, Session, WorkerResult
+
+    loaded = randomised("bn3")  # Grad-CAM on pool3: 3x3 cells 8 input pixels apart
+    assert receptive_field(describe(loaded.arch), "pool3")[0] > BLANK_PAPER_MAX_CELL
+    session = Session(DictStore())
+    requests = []
+    session.request_made.connect(requests.append)
+    session.set_model(loaded, remember=False)
+    session.load_pixels(DIGITS[0])
+    session.accept(WorkerResult(session.generation, requests[-1].request_id, Analyzer(loaded).analyse(requests[-1])))
+    assert session.snapshot is not None and not session.snapshot.empty
+    assert session.blank_paper_channels() == []
+
+
+# Corners of the language the SPECS do not cover: a conv or fc without activation, an activation after a pool,
+# a conv after a global pooling (the CAM layer is then 1x1), an explicit flatten with dropout, batch norm then
+# dropout then ReLU, a 28x28 kernel, a 1x1 conv, a padding larger than the stride.
+EDGE_SPECS = ["c8k3-c8k3-relu-fc10", "c8k3-max2-relu-fc10", "c8k3-relu-max2-fc16-fc10",
+              "c8k5s3p2-sigmoid-gap-fc16-tanh-fc10", "c8k3-relu-gap-c10k1-gap", "c8k3-relu-max2-flat-drop-fc10",
+              "c8k3-bn-drop-relu-avg3s1-fc10", "c10k28-gap", "c4k1-relu-c10k3s2p2-lrelu-gap",
+              "c8k3-relu-max2-fc20-bn-fc10", "c8k3-relu-avg2-gelu-fc10"]
+
+
+@pytest.mark.parametrize("spec", EDGE_SPECS)
+def test_corners_of_the_spec_language(spec):
+    arch = parse_spec(spec, "edge")
+    torch.manual_seed(7)
+    model = ConvNet(arch).eval()
+    analyzer = Analyzer(model, arch)
+    canvas = DIGITS[2]
+    prep = preprocess(canvas)
+    outs = _outputs(model, prep.tensor)
+    snap = analyzer.analyse(AnalysisRequest(1, canvas, target=6))
+    for s in analyzer.specs[1:-1]:
+        assert np.abs(snap.activations[s.name] - outs[s.module].reshape(s.shape)).max() <= 1e-5, s.name
+    assert np.abs(snap.logits - outs[-1]).max() <= 1e-5
+    cam = analyzer.cam_spec
+    with torch.no_grad():
+        act = model.body[: cam.module + 1](prep.tensor)
+    act = act.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model.body[cam.module + 1:](act)[0, 6], act)
+    assert np.abs(snap.gradients - grad[0].numpy()).max() <= 1e-6
+    for s in analyzer.specs[1:]:
+        if s.weight_module is not None:
+            rows = snap.contributions[s.name].reshape(-1, analyzer.wiring[s.name].fan_in)
+            pre = outs[s.norm_module if s.norm_module is not None else s.weight_module].reshape(-1)
+            bias = _folded_bias(model, s)
+            if s.kind == "conv":
+                bias = np.repeat(bias, s.shape[1] * s.shape[2])
+            assert np.abs(rows.astype(np.float64).sum(1) + bias - pre).max() <= 1e-5, s.name
