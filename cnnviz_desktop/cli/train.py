@@ -1,4 +1,5 @@
-"""cnnviz-train: train a network on MNIST IDX files, or evaluate one on the t10k test set."""
+"""cnnviz-train: train a network on MNIST IDX files, import your own PyTorch model, or evaluate one on the t10k
+test set."""
 
 from __future__ import annotations
 
@@ -165,6 +166,26 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from ..core import importer
+    from ..core.weights import SUFFIX
+
+    out = _checked_out(Path(args.out), SUFFIX)
+    result = importer.import_model(args.target, args.weights, out, name=args.name)
+    print(f"Imported {args.target} as {result.arch.name!r}: {result.arch.spec}", file=sys.stderr)
+    print(f"Same logits as your model (largest difference {result.max_difference:.2g}); weights in {result.path}. "
+          f"Open it with cnnviz --model {result.path} or File > Open model (Ctrl+Shift+O).", file=sys.stderr)
+    return 0
+
+
+IMPORT_HELP = """convert your own PyTorch model into a weight file the app can show.
+WARNING: this imports MODULE and runs your own Python code (its module body, ATTR's class or factory, its
+forward) in this process, explicitly, outside the app; only import code you trust. The app itself only reads
+the .safetensors result, which never executes code. FILE.pt must be a state dict (torch.save(model.state_dict(),
+...)), loaded with torch.load(weights_only=True); the model must be a sequential stack of supported layers
+for a 1x28x28 input with 10 outputs (see README, 'Bring your own network')."""
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     from ..core.mnist import DEFAULT_MIRROR
 
@@ -197,6 +218,14 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_args(fit)
     fit.set_defaults(func=_fit)
+    imp = sub.add_parser("import", help="convert your own PyTorch model (runs your code!) into a weight file",
+                         description=IMPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    imp.add_argument("target", metavar="MODULE:ATTR", help="your module (dotted name or path/to/file.py) and the "
+                     "nn.Module instance, class or zero-argument factory in it, e.g. mynet:Net")
+    imp.add_argument("--weights", required=True, metavar="FILE.pt", help="the model's state dict (torch.save)")
+    imp.add_argument("--out", required=True, metavar="FILE.safetensors", help="weight file to write")
+    imp.add_argument("--name", metavar="NAME", help="the network's name in the app (default: ATTR)")
+    imp.set_defaults(func=_import)
     ev = sub.add_parser("evaluate", help="accuracy and confusion matrix on the t10k test set")
     ev.add_argument("--model", default="tiny", metavar="NAME|PATH", help="shipped model name or weight file")
     ev.add_argument("--json", action="store_true", help="print one JSON object")

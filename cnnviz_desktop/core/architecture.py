@@ -171,7 +171,10 @@ def _plain(value):
 
 
 def _implied_flatten(layers: tuple[Layer, ...], i: int) -> bool:
-    """A Flatten at i that the parser would insert by itself: right before an fc, after map layers."""
+    """A Flatten at i that the parser would insert by itself: right before an fc, after map layers, or at the
+    end of a network whose output is a global average pooling."""
+    if i == len(layers) - 1 and i > 0 and layers[i - 1].op == "gap":
+        return True
     return i + 1 < len(layers) and layers[i + 1].op == "fc" and all(x.op != "flat" for x in layers[:i])
 
 

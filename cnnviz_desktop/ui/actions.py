@@ -98,6 +98,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
     # ---- File
     ActionSpec("open_image", "&Open image...", ("Ctrl+O",), "Load a PNG or JPEG of a digit as the drawing",
                menu="&File", group="Window", help="open an image", run=lambda w, on: w.open_image()),
+    ActionSpec("open_model", "Open mode&l...", ("Ctrl+Shift+O",),
+               "Open a network's weight file (.safetensors): trained with cnnviz-train fit --arch, imported with "
+               "cnnviz-train import, or saved from the Training view", menu="&File", group="Window",
+               help="open a model (weight file)", run=lambda w, on: w.open_weights()),
     ActionSpec("save_drawing", "&Save drawing", ("Ctrl+S",),
                "Save the drawing and its analysis in your saved drawings (Alt+5 shows them)",
                menu="&File", group="Window", help="save the drawing into the history",

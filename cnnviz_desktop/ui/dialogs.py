@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 from PySide6.QtCore import QSize, Qt
@@ -13,12 +14,19 @@ def model_card_dialog(parent, model) -> QDialog:
     dialog = QDialog(parent)
     dialog.setWindowTitle(f"Model card: {model.arch.name}")
     layout = QVBoxLayout(dialog)
-    card = model.card
+    card = model.card if isinstance(model.card, dict) else {}
+    training = card.get("training_data")
+    images = training.get("images", "?") if isinstance(training, dict) else "?"
+    if card.get("source"):  # an imported model (cnnviz-train import): where it came from, not how it was trained
+        origin = html.escape(str(card["source"]))
+    else:
+        origin = (f"trained on {images} images for {card.get('epochs', '?')} epochs "
+                  f"(seed {card.get('seed', '?')})")
     summary = QLabel(
-        f"<b>{model.arch.name}</b>: {model.model.parameter_count():,} parameters<br>"
+        f"<b>{html.escape(model.arch.name)}</b>: {model.model.parameter_count():,} parameters<br>"
+        f"layers: <tt>{html.escape(model.arch.spec)}</tt><br>"
         f"test accuracy: <b>{card.get('test_accuracy', 'unknown')}</b> on {card.get('test_n', '?')} images<br>"
-        f"trained on {card.get('training_data', {}).get('images', '?')} images for {card.get('epochs', '?')} "
-        f"epochs (seed {card.get('seed', '?')})<br>file: {model.path}")
+        f"{origin}<br>file: {html.escape(str(model.path))}")
     summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     summary.setWordWrap(True)
     layout.addWidget(summary)

@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self._normal_font = QFont(QApplication.font())
         self._normal_geometry: QByteArray | None = None
         self._layout_pending = False
+        self._model_unshown = False  # a model was just set and has not been analysed yet
         self._frames: list[float] = []
         self.views: dict[str, QWidget] = {}
         self.docks: dict[str, QDockWidget] = {}
@@ -72,7 +73,7 @@ class MainWindow(QMainWindow):
         session.changed.connect(self._on_changed)
         session.model_changed.connect(self._on_model_changed)
         session.snapshot_changed.connect(self._on_snapshot)
-        session.analysis_failed.connect(lambda message: self.show_status(f"Analysis failed: {message}", 8000))
+        session.analysis_failed.connect(self._on_analysis_failed)
         session.canvas_changed.connect(self._sync_enabled)
         self._sync_actions()
         self._apply_style()
@@ -149,6 +150,7 @@ class MainWindow(QMainWindow):
         # Model choices and view toggles are generated too: from the shipped models and the registry.
         self.model_group = QActionGroup(self)
         self.model_actions: dict[str, QAction] = {}
+        self.user_model_actions: dict[str, QAction] = {}  # opened weight files, by path
         for name in ARCHITECTURES:
             act = QAction(f"&{name}", self, checkable=True)
             act.setStatusTip(f"Switch to the shipped '{name}' network")
@@ -220,7 +222,10 @@ class MainWindow(QMainWindow):
         self.analysis_label.setToolTip("Time the worker thread took for the last analysis")
         self.fps_label = QLabel("- fps")
         self.fps_label.setToolTip("Frames drawn per second by the 3D view")
-        for label in (self.analysis_label, self.fps_label):
+        self.model_label = QLabel("model: -")
+        self.model_label.setObjectName("modelLabel")
+        self.model_label.setToolTip("The network shown (its layer spec in this tooltip once loaded)")
+        for label in (self.model_label, self.analysis_label, self.fps_label):
             status.addPermanentWidget(label)
         self._fps_timer = QTimer(self, interval=1000, timeout=self._update_fps)
         self._fps_timer.start()
@@ -235,10 +240,18 @@ class MainWindow(QMainWindow):
 
     def _on_model_changed(self, model) -> None:
         name = model.arch.name
-        shipped = getattr(model, "path", None) is not None and model.path.stem == name and name in ARCHITECTURES
+        path = getattr(model, "path", None)
+        shipped = path is not None and path.stem == name and name in ARCHITECTURES
+        # A weight file of the user's gets a Model-menu entry; live training weights (no file) do not.
+        own_file = path is not None and not shipped and path.is_file()
+        own = self._user_model_action(model) if own_file else None
         for n, act in self.model_actions.items():
             act.setChecked(shipped and n == name)
-        self.setWindowTitle(f"CNNViz Desktop - {name}")
+        for act in self.user_model_actions.values():
+            act.setChecked(act is own)
+        self._model_unshown = True  # until its first analysis arrives (see _on_analysis_failed)
+        self.setWindowTitle(f"CNNViz Desktop - {name} ({path.name})" if own_file else f"CNNViz Desktop - {name}")
+        self._show_model_label(model)
         self._sync_actions()
         panel = self.scene
         if panel is not None:
@@ -250,7 +263,56 @@ class MainWindow(QMainWindow):
                          f"test accuracy {card.get('test_accuracy', '?')}", 6000)
         self.schedule_layout()
 
+    def _show_model_label(self, model) -> None:
+        """The status bar names the model; its tooltip gives the spec, size and file."""
+        arch = model.arch
+        spec = arch.spec
+        text = f"{arch.name}" if arch.is_family else f"{arch.name}: {spec}"
+        metrics = self.model_label.fontMetrics()
+        self.model_label.setText(metrics.elidedText(text, Qt.TextElideMode.ElideRight, 320))
+        path = getattr(model, "path", None)
+        source = (getattr(model, "card", {}) or {}).get("source")
+        lines = [f"Model {arch.name}", f"spec: {spec}", f"{model.model.parameter_count():,} parameters, "
+                 f"{sum(s.size for s in self.session.specs):,} neurons"]
+        if path is not None:
+            lines.append(f"file: {path}")
+        if source:
+            lines.append(str(source))
+        self.model_label.setToolTip("\n".join(lines))
+
+    def _user_model_action(self, model) -> QAction:
+        """The Model-menu entry of an opened weight file (added the first time it is shown)."""
+        key = str(model.path)
+        act = self.user_model_actions.get(key)
+        if act is None:
+            act = QAction(model.arch.name.replace("&", "&&"), self, checkable=True)
+            act.setStatusTip(f"Switch to {model.arch.name} ({model.path})")
+            act.setToolTip(f"{model.arch.spec}\n{model.path}")
+            act.triggered.connect(lambda _=False, k=key: self.model_requested.emit(k))
+            self.model_group.addAction(act)
+            menu = self.menus["&Model"]
+            entries = menu.actions()
+            place = entries.index(list(self.model_actions.values())[-1]) + 1 + len(self.user_model_actions)
+            menu.insertAction(entries[place] if place < len(entries) else None, act)
+            self.user_model_actions[key] = act
+        return act
+
+    def _on_analysis_failed(self, message: str) -> None:
+        model = self.session.model
+        if getattr(self, "_model_unshown", False) and model is not None:
+            # The new model itself cannot be analysed: say so where it cannot be missed (not modal).
+            self._model_unshown = False
+            box = QMessageBox(QMessageBox.Icon.Warning, "Cannot show this model",
+                              f"CNNViz cannot analyse the network {model.arch.name!r} ({model.arch.spec}):\n\n"
+                              f"{message}\n\nOpen another model from the Model menu; your drawing is kept.",
+                              QMessageBox.StandardButton.Close, self)
+            box.setModal(False)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.show()
+        self.show_status(f"Analysis failed: {message}", 8000)
+
     def _on_snapshot(self, snapshot) -> None:
+        self._model_unshown = False
         ms = self.session.analysis_ms
         self.analysis_label.setText(f"analysis: {ms:.1f} ms" if ms is not None else "analysis: -")
         # Connected after the views (they attached first), so they have rendered it by now.

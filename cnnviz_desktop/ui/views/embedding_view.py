@@ -38,13 +38,13 @@ HOVER_PX = 8
 BACKGROUND = (14, 15, 19)
 
 SUMMARY = (
-    "Dots: the first 5,000 MNIST test digits, placed by what the last hidden layer (dense1) makes of them. "
+    "Dots: the first 5,000 MNIST test digits, placed by what the last hidden layer ({layer}) makes of them. "
     "<b>PCA</b>: a straight projection, its axes mean something. <b>t-SNE</b>: keeps neighbours only, its axes "
     "and gaps mean nothing. \u2605 = your drawing. Hover a dot to see it, click to draw it. "
     "<i>(Hover here for more.)</i>")
 EXPLANATION = (
     "Each dot is one of the first 5,000 MNIST test digits, placed by the network's last hidden layer "
-    "(dense1, after ReLU): the features the output layer reads. <b>PCA</b> (top) is a straight projection "
+    "({layer}, after its activation): the features the output layer reads. <b>PCA</b> (top) is a straight projection "
     "onto the two directions in which those features vary most: its axes mean something, and the percentages "
     "say how much of the variance each keeps. <b>t-SNE</b> keeps neighbourhoods, not distances: its axes, "
     "cluster sizes and the gaps between clusters mean nothing; perplexity is about how many neighbours each "
@@ -251,10 +251,10 @@ class EmbeddingView(View):
         self.lane.cancelled.connect(self._on_cancelled)
         self._task_kind = ""
 
-        self.explain = QLabel(SUMMARY)
+        self.explain = QLabel(SUMMARY.format(layer="dense1"))
         self.explain.setWordWrap(True)
         self.explain.setTextFormat(Qt.TextFormat.RichText)
-        self.explain.setToolTip(f"<p>{EXPLANATION}</p>")
+        self.explain.setToolTip(f"<p>{EXPLANATION.format(layer='dense1')}</p>")
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setWordWrap(True)
@@ -383,7 +383,20 @@ class EmbeddingView(View):
                   ". Choose the folder that holds them, or download them.")
         self._show_data_buttons(True)
 
+    def _describe_layer(self, model) -> None:
+        """The texts name the layer this model's maps are made of (dense1 for tiny and wide)."""
+        try:
+            spec = emb.penultimate_layer(emb.describe(model.arch))
+            shape = "\u00d7".join(map(str, spec.shape))
+            layer = spec.name if len(spec.shape) == 1 else f"{spec.name}, {shape} values"
+        except (CnnvizError, AttributeError):
+            layer = "the layer before the output"
+        self.explain.setText(SUMMARY.format(layer=layer))
+        self.explain.setToolTip(f"<p>{EXPLANATION.format(layer=layer)}</p>")
+
     def _on_model_changed(self, _model) -> None:
+        if _model is not None:
+            self._describe_layer(_model)
         self.pca_map.set_marker(None)
         self.tsne_map.set_marker(None)
         if self.isVisible():
