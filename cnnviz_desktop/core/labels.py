@@ -185,6 +185,8 @@ def _titles(spec, dims: str, source_channels: int | None) -> tuple[str, ...]:
     if spec.kind == "input":
         return (f"input {shape[1]}\u00d7{shape[2]}", "input")
     if spec.kind == "output":
+        if spec.op == "gap":
+            return ("output: digits 0-9 (map averages)", "output 0-9", "output")
         return ("output: digits 0-9", "output 0-9", "output")
     if spec.kind == "conv":
         full = (f"{spec.name}: {shape[0]} maps {shape[1]}\u00d7{shape[2]}  \u00b7  "
@@ -193,6 +195,12 @@ def _titles(spec, dims: str, source_channels: int | None) -> tuple[str, ...]:
             full += " (a cell each: mean weight)"
         return (full, f"{spec.name} \u00b7 {dims}", spec.name)
     if spec.kind == "pool":
-        full = f"{spec.name}: max {spec.kernel}\u00d7{spec.kernel} \u2192 {dims}"
+        if spec.op == "gap":
+            full = f"{spec.name}: global average \u2192 {shape[0]} values"
+        else:
+            window = f"{spec.kernel}\u00d7{spec.kernel}"
+            if spec.stride != spec.kernel:
+                window += f" stride {spec.stride}"
+            full = f"{spec.name}: {'average' if spec.op == 'avg' else 'max'} {window} \u2192 {dims}"
         return (full, f"{spec.name} \u00b7 {dims}", spec.name)
     return (f"{spec.name}: {shape[0]} units", f"{spec.name} \u00b7 {shape[0]}", spec.name)

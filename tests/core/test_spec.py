@@ -124,3 +124,15 @@ def test_weight_file_dicts_are_checked():
         validated_architecture({"name": "x", "spec": "c8-" * 5000 + "fc10"})
     assert validated_architecture({"name": "x", "spec": " C8-ReLU-FC10 "}) == Architecture(
         "x", parse_spec("c8k3-relu-fc10").layers)
+
+
+def test_layer_titles_name_the_pooling_a_network_really_uses():
+    from cnnviz_desktop.core.labels import layer_titles
+
+    titles = {s.name: layer_titles(s)[0] for s in describe(parse_spec(SPECS["k5avg"]))}
+    assert titles["pool1"] == "pool1: average 2\u00d72 \u2192 6\u00d714\u00d714"
+    titles = {s.name: layer_titles(s)[0] for s in describe(parse_spec(SPECS["mixed"]))}
+    assert titles["pool1"] == "pool1: max 3\u00d73 stride 2 \u2192 8\u00d712\u00d712"
+    titles = {s.name: layer_titles(s)[0] for s in describe(parse_spec(SPECS["gapfc"]))}
+    assert titles["gap"] == "gap: global average \u2192 32 values"
+    assert layer_titles(describe(parse_spec(SPECS["gap003"]))[-1])[0] == "output: digits 0-9 (map averages)"
