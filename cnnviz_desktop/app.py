@@ -441,7 +441,15 @@ def run(args: argparse.Namespace) -> int:
         app.setWindowIcon(QIcon(str(icon)))
     owner = Application(args, app)
     install_exception_hook(owner)
+    # Python's cyclic garbage collector runs in whichever thread allocates when a threshold is crossed; a view's
+    # background lane or the analysis worker would then delete dead Qt widgets off the GUI thread, which can
+    # deadlock or crash Qt. pyqtgraph's GarbageCollector turns automatic collection off and collects on a GUI
+    # timer instead (once a second, by the same generation thresholds).
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    collector = GarbageCollector(interval=1.0)
     owner.start()
     code = app.exec()
+    collector.timer.stop()
     owner.shutdown()
     return owner.exit_code or code

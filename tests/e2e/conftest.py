@@ -60,3 +60,9 @@ def start_app(qtbot, qapp, settings):
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     qapp.processEvents()
     started.clear()
+    # Collect the closed windows' reference cycles here, on the GUI thread: left to the automatic collector they
+    # can be freed by a background thread, and deleting Qt widgets there deadlocks (the app itself collects on a
+    # GUI timer: app.run).
+    import gc
+
+    gc.collect()
