@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QInputDevice, QPainter, QPen, QPointingDevice  # noqa: F401
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QInputDevice, QPainter, QPen, QPointingDevice  # noqa: F401
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..core.canvas import CanvasModel
@@ -171,6 +171,10 @@ class CanvasWidget(QWidget):
             painter.setPen(QColor(190, 196, 206))
             font = QFont(self.font())
             font.setPointSizeF(font.pointSizeF() * (1.8 if self._large else 1.25))
+            # Never wider than the grid (presentation mode's large font on a narrow window): scale it down.
+            widest = max(QFontMetricsF(font).horizontalAdvance(line) for line in self._hint.split("\n"))
+            if widest > rect.width() * 0.94:
+                font.setPointSizeF(max(6.0, font.pointSizeF() * rect.width() * 0.94 / widest))
             painter.setFont(font)
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self._hint)
         painter.setPen(QPen(QColor(80, 86, 96), 1))

@@ -226,6 +226,7 @@ class MainWindow(QMainWindow):
         self.model_label.setObjectName("modelLabel")
         self.model_label.setToolTip("The network shown (its layer spec in this tooltip once loaded)")
         for label in (self.model_label, self.analysis_label, self.fps_label):
+            label.setContentsMargins(12, 0, 0, 0)  # a gap between them and after the (clipped) status message
             status.addPermanentWidget(label)
         self._fps_timer = QTimer(self, interval=1000, timeout=self._update_fps)
         self._fps_timer.start()
@@ -268,8 +269,8 @@ class MainWindow(QMainWindow):
         arch = model.arch
         spec = arch.spec
         text = f"{arch.name}" if arch.is_family else f"{arch.name}: {spec}"
-        metrics = self.model_label.fontMetrics()
-        self.model_label.setText(metrics.elidedText(text, Qt.TextElideMode.ElideRight, 320))
+        self._model_label_text = text
+        self._elide_model_label()
         path = getattr(model, "path", None)
         source = (getattr(model, "card", {}) or {}).get("source")
         lines = [f"Model {arch.name}", f"spec: {spec}", f"{model.model.parameter_count():,} parameters, "
@@ -279,6 +280,13 @@ class MainWindow(QMainWindow):
         if source:
             lines.append(str(source))
         self.model_label.setToolTip("\n".join(lines))
+
+    def _elide_model_label(self) -> None:
+        """Fit the model label to a fifth of the window (its full text is in the tooltip), so the status
+        messages beside it keep their room at 1024 px and in presentation mode's larger font."""
+        text = getattr(self, "_model_label_text", "")
+        width = max(90, min(320, self.width() // 5))
+        self.model_label.setText(self.model_label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, width))
 
     def _user_model_action(self, model) -> QAction:
         """The Model-menu entry of an opened weight file (added the first time it is shown)."""
@@ -420,6 +428,7 @@ class MainWindow(QMainWindow):
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
+        self._elide_model_label()
         self.schedule_layout()
 
     def fit_to_screen(self) -> None:

@@ -52,7 +52,7 @@ class ProbabilitiesView(View):
         snap = session.snapshot
         if snap is None or snap.empty:
             self.panel.set_probabilities(None, None, None)
-            self.headline.setText("Nothing drawn: draw a digit on the grid" if session.model is not None
+            self.headline.setText("Nothing drawn yet" if session.model is not None
                                   else "Loading the network ...")
             return
         p = snap.probabilities
