@@ -25,21 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import time
-
-
-def _reexec_under_xvfb() -> None:
-    if os.environ.get("DISPLAY") or os.environ.get("CNNVIZ_BENCH_NO_XVFB"):
-        return
-    if shutil.which("xvfb-run") is None:
-        sys.exit("bench_surfaces: no DISPLAY and no xvfb-run; install Debian's xvfb or run inside an X session")
-    env = dict(os.environ, CNNVIZ_BENCH_NO_XVFB="1")
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1920x1080x24 +extension GLX", sys.executable, *sys.argv]
-    sys.exit(subprocess.call(cmd, env=env))
 
 
 def main() -> None:
@@ -50,7 +38,9 @@ def main() -> None:
     parser.add_argument("--models", default="tiny,wide")
     parser.add_argument("--glmeshitem", action="store_true", help="also compare with pyqtgraph's GLMeshItem")
     args = parser.parse_args()
-    _reexec_under_xvfb()
+    from cnnviz_desktop.devtools.gl_bench import frame_waiter, reexec_under_xvfb
+
+    reexec_under_xvfb("bench_surfaces")
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
     os.environ.setdefault("PYOPENGL_PLATFORM", "glx")
@@ -64,14 +54,7 @@ def main() -> None:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     width, height = (int(v) for v in args.size.lower().split("x"))
 
-    def wait_frame(view) -> None:
-        done = []
-        view.frameSwapped.connect(lambda: done.append(1))
-        view.update()
-        deadline = time.perf_counter() + 10
-        while not done and time.perf_counter() < deadline:
-            app.processEvents()
-        view.frameSwapped.disconnect()
+    wait_frame = frame_waiter(app)
 
     panel = ScenePanel()
     if not panel.has_gl:
