@@ -81,29 +81,21 @@ def main() -> None:
         sys.exit("bench_stroke: --input xdotool needs xdotool (apt-get install xdotool)")
     reexec_under_xvfb()
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
-    from cnnviz_desktop.__main__ import configure_environment, configure_qt_attributes, parser as app_parser
+    from cnnviz_desktop.__main__ import configure_environment, configure_qt_attributes
 
     configure_environment()
     configure_qt_attributes()
-    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from cnnviz_desktop.app import Application
     from cnnviz_desktop.ui.canvas import keep_every_pointer_event
 
     app = QApplication(sys.argv[:1])
     keep_every_pointer_event()  # as app.run does, once the QApplication exists
-    import tempfile
 
-    settings = QSettings(os.path.join(tempfile.mkdtemp(), "s.ini"), QSettings.Format.IniFormat)
-    owner = Application(app_parser().parse_args(["--model", args.model]), app, settings)
-    owner.window.resize(1280, 720)
-    owner.start()
+    from cnnviz_desktop.devtools.gl_bench import open_window
+
+    owner = open_window(app, args.model)
     window = owner.window
-    deadline = time.monotonic() + 120
-    while window.snapshot is None and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
     view = window.scene.view
 
     # Baseline: idle frames (the unchanged scene repainted), same run.

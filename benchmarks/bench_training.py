@@ -122,27 +122,18 @@ def idle_frames(app, view, count: int = 40) -> float | None:
 def gui_frames(args, data: str) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
     from cnnviz_desktop.__main__ import configure_environment, configure_qt_attributes
-    from cnnviz_desktop.__main__ import parser as app_parser
 
     configure_environment()
     configure_qt_attributes()
-    import tempfile
 
-    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from cnnviz_desktop.app import Application
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    settings = QSettings(os.path.join(tempfile.mkdtemp(), "s.ini"), QSettings.Format.IniFormat)
-    owner = Application(app_parser().parse_args(["--model", args.model]), app, settings)
-    owner.window.resize(1280, 720)
-    owner.start()
+    from cnnviz_desktop.devtools.gl_bench import open_window
+
+    owner = open_window(app, args.model)
     window = owner.window
-    deadline = time.monotonic() + 120
-    while window.snapshot is None and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
     view = window.scene.view
     window.toggle_view("training")
     training = window.views["training"]

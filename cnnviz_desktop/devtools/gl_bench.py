@@ -33,3 +33,26 @@ def frame_waiter(app):
         view.frameSwapped.disconnect()
 
     return wait_frame
+
+
+def open_window(app, model: str, size: tuple[int, int] = (1280, 720), timeout_s: float = 120.0):
+    """The real app's window on ``model`` with throw-away settings, once its first snapshot arrived.
+
+    Returns the app.Application (``.window`` is the main window); the caller shuts it down.
+    """
+    import tempfile
+
+    from PySide6.QtCore import QSettings
+
+    from ..__main__ import parser as app_parser
+    from ..app import Application
+
+    settings = QSettings(os.path.join(tempfile.mkdtemp(), "s.ini"), QSettings.Format.IniFormat)
+    owner = Application(app_parser().parse_args(["--model", model]), app, settings)
+    owner.window.resize(*size)
+    owner.start()
+    deadline = time.monotonic() + timeout_s
+    while owner.window.snapshot is None and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    return owner
